@@ -1,0 +1,35 @@
+# Set-up is part of every target: the virtualenv is (re)built only when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+
+.PHONY: demo test dev bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(DAGSTER_HOME):
+	mkdir -p $(DAGSTER_HOME)
+
+demo: $(STAMP) | $(DAGSTER_HOME)  ## set up, then run the daily pipeline on a sample day
+	$(BIN)/acoustic-pipelines demo
+
+test: $(STAMP)  ## set up, then run the whole test suite
+	$(BIN)/python -m pytest
+
+dev: $(STAMP) | $(DAGSTER_HOME)  ## open the Dagster UI on this code location
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: $(STAMP)  ## throughput and memory figures (by hand, not part of the tests)
+	$(BIN)/python benchmarks/bench_raw_events.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf lake sample-archive .dagster

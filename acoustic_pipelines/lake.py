@@ -1,0 +1,170 @@
+"""The Parquet lake: one folder per dataset, hive partitions `date=YYYY-MM-DD`, atomic replacement.
+
+A partition is written aside in `<dataset>/_staging/` and then swapped in. Readers skip folders
+starting with `_` or `.` (pyarrow's default), and a partition only counts as present once its
+`_SUCCESS` marker exists, so a run killed midway never leaves a half-written partition visible:
+
+- local folder: the staged folder (marker included) replaces the old one by two renames;
+- S3 (no rename): the old marker is deleted first, old files removed, staged files moved in,
+  then the marker is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+from acoustic_pipelines.storage import Location, StorageError
+
+SUCCESS_MARKER = "_SUCCESS"
+_STAGING = "_staging"
+_TRASH = "_trash"
+
+log = logging.getLogger(__name__)
+
+
+class PartitionNotFound(StorageError):
+    """A partition was read before it was (completely) written."""
+
+
+@dataclass(frozen=True)
+class StagedPartition:
+    """A partition being written aside; write files under `path`, then `Lake.commit` it."""
+
+    dataset: str
+    day: date
+    path: str
+
+    def file(self, name: str) -> str:
+        """The path of a file to write inside the staged partition."""
+        return f"{self.path}/{name}"
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A Parquet lake rooted at a `Location`."""
+
+    location: Location
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        """The filesystem the lake is on."""
+        return self.location.fs
+
+    def partition_path(self, dataset: str, day: date) -> str:
+        """The folder of one day of a dataset: `<root>/<dataset>/date=YYYY-MM-DD`."""
+        return self.location.path(dataset, f"date={day.isoformat()}")
+
+    def partition_uri(self, dataset: str, day: date) -> str:
+        """The user-facing URI of a partition folder."""
+        return self.location.uri_of(self.partition_path(dataset, day))
+
+    @contextmanager
+    def stage(self, dataset: str, day: date) -> Iterator[StagedPartition]:
+        """Give a staging folder for one partition; it is removed again unless committed."""
+        self._remove_stale_staging(dataset, day)
+        path = self.location.path(dataset, _STAGING, _aside_name(day))
+        self.fs.create_dir(path, recursive=True)
+        staged = StagedPartition(dataset=dataset, day=day, path=path)
+        try:
+            yield staged
+        finally:
+            _delete_dir_quietly(self.fs, path)
+
+    def commit(self, staged: StagedPartition, summary: dict[str, Any]) -> str:
+        """Swap a staged partition in place of the current one; `summary` goes into `_SUCCESS`."""
+        marker = json.dumps(summary, sort_keys=True, default=str).encode()
+        final = self.partition_path(staged.dataset, staged.day)
+        if self.location.is_local:
+            _write_bytes(self.fs, staged.file(SUCCESS_MARKER), marker)
+            self._swap_local(staged, final)
+        else:
+            self._swap_by_objects(staged, final, marker)
+        log.info("committed %s", self.location.uri_of(final))
+        return final
+
+    def _swap_local(self, staged: StagedPartition, final: str) -> None:
+        trash = self.location.path(staged.dataset, _TRASH, _aside_name(staged.day))
+        if self.fs.get_file_info(final).type != pafs.FileType.NotFound:
+            self.fs.create_dir(trash.rsplit("/", 1)[0], recursive=True)
+            self.fs.move(final, trash)
+        self.fs.create_dir(final.rsplit("/", 1)[0], recursive=True)
+        self.fs.move(staged.path, final)
+        _delete_dir_quietly(self.fs, trash)
+
+    def _swap_by_objects(self, staged: StagedPartition, final: str, marker: bytes) -> None:
+        if self.has_partition_marker(final):
+            self.fs.delete_file(f"{final}/{SUCCESS_MARKER}")
+        for info in _files(self.fs, final):
+            self.fs.delete_file(info.path)
+        for info in _files(self.fs, staged.path):
+            self.fs.move(info.path, f"{final}/{info.base_name}")
+        _write_bytes(self.fs, f"{final}/{SUCCESS_MARKER}", marker)
+
+    def has_partition_marker(self, partition_path: str) -> bool:
+        """Whether a partition folder holds its `_SUCCESS` marker."""
+        info = self.fs.get_file_info(f"{partition_path}/{SUCCESS_MARKER}")
+        return info.type == pafs.FileType.File
+
+    def summary(self, dataset: str, day: date) -> dict[str, Any]:
+        """The `_SUCCESS` summary of a committed partition."""
+        path = self.partition_path(dataset, day)
+        if not self.has_partition_marker(path):
+            raise PartitionNotFound(
+                f"{self.location.uri_of(path)} is not materialized (no {SUCCESS_MARKER} marker)"
+            )
+        with self.fs.open_input_stream(f"{path}/{SUCCESS_MARKER}") as stream:
+            return json.loads(stream.read())
+
+    def parquet_files(self, dataset: str, day: date) -> list[str]:
+        """The Parquet files of a committed partition, sorted."""
+        self.summary(dataset, day)  # raises unless committed
+        path = self.partition_path(dataset, day)
+        return sorted(i.path for i in _files(self.fs, path) if i.path.endswith(".parquet"))
+
+    def read_partition(self, dataset: str, day: date) -> pads.Dataset:
+        """A pyarrow dataset over one committed partition."""
+        return pads.dataset(self.parquet_files(dataset, day), filesystem=self.fs, format="parquet")
+
+    def _remove_stale_staging(self, dataset: str, day: date) -> None:
+        """Remove what a killed run left in `_staging`/`_trash` for this partition."""
+        prefix = f"date={day.isoformat()}-"
+        for folder in (_STAGING, _TRASH):
+            for info in _entries(self.fs, self.location.path(dataset, folder)):
+                if info.base_name.startswith(prefix):
+                    log.warning("removing leftover %s from an interrupted run", info.path)
+                    _delete_dir_quietly(self.fs, info.path)
+
+
+def _aside_name(day: date) -> str:
+    return f"date={day.isoformat()}-{uuid.uuid4().hex[:12]}"
+
+
+def _entries(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
+    return fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+
+
+def _files(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
+    return [i for i in _entries(fs, path) if i.type == pafs.FileType.File]
+
+
+def _write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    with fs.open_output_stream(path) as out:
+        out.write(data)
+
+
+def _delete_dir_quietly(fs: pafs.FileSystem, path: str) -> None:
+    try:
+        if fs.get_file_info(path).type == pafs.FileType.Directory:
+            fs.delete_dir(path)
+    except OSError as exc:  # leftovers are removed by the next run of the partition
+        log.warning("could not remove %s: %s", path, exc)

@@ -1,0 +1,44 @@
+"""Locations and dates the pipeline takes from the environment, with the embedded defaults."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from typing import Final
+
+ARCHIVE_ENV: Final = "ACOUSTIC_PIPELINES_ARCHIVE"
+LAKE_ENV: Final = "ACOUSTIC_PIPELINES_LAKE"
+START_DATE_ENV: Final = "ACOUSTIC_PIPELINES_START_DATE"
+S3_ENDPOINT_ENV: Final = "ACOUSTIC_PIPELINES_S3_ENDPOINT_URL"
+
+DEFAULT_ARCHIVE: Final = "./sample-archive"
+DEFAULT_LAKE: Final = "./lake"
+DEFAULT_START_DATE: Final = "2026-01-01"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
+
+
+def archive_location() -> str:
+    """The Segment archive root: `$ACOUSTIC_PIPELINES_ARCHIVE`, else the demo's sample archive."""
+    return os.environ.get(ARCHIVE_ENV) or DEFAULT_ARCHIVE
+
+
+def lake_location() -> str:
+    """The lake root: `$ACOUSTIC_PIPELINES_LAKE`, else `./lake`."""
+    return os.environ.get(LAKE_ENV) or DEFAULT_LAKE
+
+
+def s3_endpoint_url() -> str | None:
+    """A non-AWS S3 endpoint for s3:// archive and lake locations (unset means AWS)."""
+    return os.environ.get(S3_ENDPOINT_ENV) or None
+
+
+def start_date() -> date:
+    """The first daily partition: `$ACOUSTIC_PIPELINES_START_DATE` (YYYY-MM-DD), else 2026-01-01."""
+    raw = os.environ.get(START_DATE_ENV) or DEFAULT_START_DATE
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{START_DATE_ENV} = {raw!r} is not a date like 2026-11-20") from None

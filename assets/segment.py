@@ -1,0 +1,158 @@
+"""Segment side: `segment/raw_events`, one UTC received-day of the archive, validated and deduplicated."""
+
+
+import dagster as dg
+import pyarrow.compute as pc
+from pydantic import Field
+
+from acoustic_pipelines.lake import PartitionNotFound
+from acoustic_pipelines.segment.archive import ArchiveReadError
+from acoustic_pipelines.segment.raw_events import (
+    RAW_EVENTS,
+    AccountingError,
+    IngestReport,
+    ingest_day,
+)
+from acoustic_pipelines.segment.spec import DUPLICATE_MESSAGE_ID, EVENT_TYPES, REJECT_REASONS
+from assets.partitions import daily_partitions
+from resources.storage import LakeResource, SegmentArchiveResource
+
+RAW_EVENTS_KEY = dg.AssetKey(RAW_EVENTS.split("/"))
+REJECT_RATE_CHECK = "reject_rate_below_threshold"
+OWNERS = ["team:data-engineering"]
+
+
+class RawEventsConfig(dg.Config):
+    """Run configuration of `segment/raw_events`."""
+
+    max_reject_rate: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Warn when more than this share of lines is rejected."
+    )
+
+
+@dg.asset(
+    key=RAW_EVENTS_KEY,
+    group_name="segment",
+    partitions_def=daily_partitions,
+    kinds={"parquet", "segment"},
+    owners=OWNERS,
+    check_specs=[
+        dg.AssetCheckSpec(
+            REJECT_RATE_CHECK,
+            asset=RAW_EVENTS_KEY,
+            description="Warns when the day's share of rejected lines passes `max_reject_rate` (default 1 %).",
+        )
+    ],
+)
+def raw_events(
+    context: dg.AssetExecutionContext,
+    config: RawEventsConfig,
+    segment_archive: SegmentArchiveResource,
+    lake: LakeResource,
+) -> dg.MaterializeResult:
+    """Every event Segment received on the partition's UTC day, one row per unique `messageId`.
+
+    Reads `segment-logs/<source>/<day-ms>/*.gz` from the archive, checks each line against the
+    Segment Spec and keeps the first copy of each messageId (earliest `receivedAt`). Columns:
+    message_id, type, event, user_id, anonymous_id, timestamp, received_at, source_id and
+    `payload`, the original line untouched. Every rejected line (with its reason) and every
+    duplicate is kept in `segment/rejected_events` for the same day.
+    """
+    day = context.partition_time_window.start.date()
+    try:
+        report = ingest_day(segment_archive.get_location(), lake.get_lake(), day, on_progress=context.log.info)
+    except (AccountingError, ArchiveReadError) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    return dg.MaterializeResult(
+        metadata=raw_events_metadata(report),
+        check_results=[reject_rate_result(report, config.max_reject_rate)],
+    )
+
+
+def reject_rate_result(report: IngestReport, max_rate: float) -> dg.AssetCheckResult:
+    """WARN when the share of rejected lines is above `max_rate`."""
+    return dg.AssetCheckResult(
+        check_name=REJECT_RATE_CHECK,
+        passed=report.reject_rate <= max_rate,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "reject_rate": dg.MetadataValue.float(report.reject_rate),
+            "threshold": dg.MetadataValue.float(max_rate),
+            "rejected": dg.MetadataValue.int(report.rejected),
+            "lines_read": dg.MetadataValue.int(report.lines_read),
+        },
+    )
+
+
+def raw_events_metadata(report: IngestReport) -> dict[str, dg.MetadataValue]:
+    """Materialization metadata; every key is present on every run so the UI can plot it."""
+    metadata: dict[str, dg.MetadataValue] = {
+        "dagster/partition_row_count": dg.MetadataValue.int(report.accepted),
+        "lines_read": dg.MetadataValue.int(report.lines_read),
+        "accepted": dg.MetadataValue.int(report.accepted),
+        "rejected": dg.MetadataValue.int(report.rejected),
+        "duplicates": dg.MetadataValue.int(report.duplicates),
+        "reject_rate": dg.MetadataValue.float(report.reject_rate),
+        "files": dg.MetadataValue.int(report.files),
+        "skipped_objects": dg.MetadataValue.int(len(report.skipped_objects)),
+        "compressed_bytes": dg.MetadataValue.int(report.compressed_bytes),
+        "uncompressed_bytes": dg.MetadataValue.int(report.uncompressed_bytes),
+        "parquet_bytes": dg.MetadataValue.int(report.raw_events_bytes),
+        "distinct_user_ids": dg.MetadataValue.int(report.distinct_user_ids),
+        "distinct_anonymous_ids": dg.MetadataValue.int(report.distinct_anonymous_ids),
+        "received_outside_day": dg.MetadataValue.int(report.received_outside_day),
+        "seconds": dg.MetadataValue.float(round(report.seconds, 3)),
+        "events_per_second": dg.MetadataValue.float(round(report.events_per_second, 1)),
+        "raw_events_path": dg.MetadataValue.path(report.raw_events_uri),
+        "rejected_events_path": dg.MetadataValue.path(report.rejected_events_uri),
+        "rejected_by_reason": dg.MetadataValue.md(_reasons_table(report)),
+        "preview": dg.MetadataValue.md(_preview_table(report)),
+    }
+    for reason in REJECT_REASONS:
+        if reason != DUPLICATE_MESSAGE_ID:
+            metadata[f"rejected/{reason}"] = dg.MetadataValue.int(report.rejected_by_reason.get(reason, 0))
+    for event_type in sorted(EVENT_TYPES):
+        metadata[f"events/{event_type}"] = dg.MetadataValue.int(report.events_by_type.get(event_type, 0))
+    return metadata
+
+
+def _reasons_table(report: IngestReport) -> str:
+    rows = [f"| {reason} | {count:,} |" for reason, count in report.rejected_by_reason.items()]
+    rows.append(f"| {DUPLICATE_MESSAGE_ID} | {report.duplicates:,} |")
+    return "\n".join(["| reason | lines |", "|---|---:|", *rows])
+
+
+def _preview_table(report: IngestReport) -> str:
+    if not report.preview:
+        return "_no accepted events_"
+    columns = list(report.preview[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row[c].replace("|", "\\|") for c in columns) + " |" for row in report.preview]
+    return "\n".join(lines)
+
+
+@dg.asset_check(
+    asset=RAW_EVENTS_KEY,
+    partitions_def=daily_partitions,
+    description="Re-reads the committed partition: messageIds are unique and the row count is the one committed.",
+)
+def raw_events_partition_consistent(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource
+) -> dg.AssetCheckResult:
+    """Check the stored partition itself, independently of the run that wrote it."""
+    day = daily_partitions.time_window_for_partition_key(context.partition_key).start.date()
+    store = lake.get_lake()
+    try:
+        summary = store.summary(RAW_EVENTS, day)
+        ids = store.read_partition(RAW_EVENTS, day).to_table(columns=["message_id"]).column("message_id")
+    except PartitionNotFound as exc:
+        return dg.AssetCheckResult(passed=False, description=str(exc))
+    distinct = pc.count_distinct(ids).as_py()
+    return dg.AssetCheckResult(
+        passed=distinct == len(ids) == summary["accepted"],
+        metadata={
+            "rows": dg.MetadataValue.int(len(ids)),
+            "distinct_message_ids": dg.MetadataValue.int(distinct),
+            "committed_rows": dg.MetadataValue.int(summary["accepted"]),
+        },
+    )
