@@ -48,7 +48,9 @@ def open_location(uri: str, *, s3_endpoint_url: str | None = None) -> Location:
     the sandbox or moto on 127.0.0.1.
     """
     if uri.startswith("s3://"):
-        return Location(fs=_s3_filesystem(s3_endpoint_url), root=uri[len("s3://") :].rstrip("/"), uri=uri)
+        return Location(
+            fs=_s3_filesystem(s3_endpoint_url), root=uri[len("s3://") :].rstrip("/"), uri=uri
+        )
     if "://" in uri:
         raise StorageError(f"location {uri!r}: only local folders and s3:// URIs are supported")
     root = str(Path(uri).expanduser().resolve())

@@ -1,6 +1,5 @@
 """Segment side: `segment/raw_events`, one UTC received-day of the archive, validated and deduplicated."""
 
-
 import dagster as dg
 import pyarrow.compute as pc
 from pydantic import Field
@@ -26,7 +25,10 @@ class RawEventsConfig(dg.Config):
     """Run configuration of `segment/raw_events`."""
 
     max_reject_rate: float = Field(
-        default=0.01, ge=0.0, le=1.0, description="Warn when more than this share of lines is rejected."
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="Warn when more than this share of lines is rejected.",
     )
 
 
@@ -60,7 +62,9 @@ def raw_events(
     """
     day = context.partition_time_window.start.date()
     try:
-        report = ingest_day(segment_archive.get_location(), lake.get_lake(), day, on_progress=context.log.info)
+        report = ingest_day(
+            segment_archive.get_location(), lake.get_lake(), day, on_progress=context.log.info
+        )
     except (AccountingError, ArchiveReadError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     return dg.MaterializeResult(
@@ -110,9 +114,13 @@ def raw_events_metadata(report: IngestReport) -> dict[str, dg.MetadataValue]:
     }
     for reason in REJECT_REASONS:
         if reason != DUPLICATE_MESSAGE_ID:
-            metadata[f"rejected/{reason}"] = dg.MetadataValue.int(report.rejected_by_reason.get(reason, 0))
+            metadata[f"rejected/{reason}"] = dg.MetadataValue.int(
+                report.rejected_by_reason.get(reason, 0)
+            )
     for event_type in sorted(EVENT_TYPES):
-        metadata[f"events/{event_type}"] = dg.MetadataValue.int(report.events_by_type.get(event_type, 0))
+        metadata[f"events/{event_type}"] = dg.MetadataValue.int(
+            report.events_by_type.get(event_type, 0)
+        )
     return metadata
 
 
@@ -127,7 +135,10 @@ def _preview_table(report: IngestReport) -> str:
         return "_no accepted events_"
     columns = list(report.preview[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row[c].replace("|", "\\|") for c in columns) + " |" for row in report.preview]
+    lines += [
+        "| " + " | ".join(row[c].replace("|", "\\|") for c in columns) + " |"
+        for row in report.preview
+    ]
     return "\n".join(lines)
 
 
@@ -144,7 +155,11 @@ def raw_events_partition_consistent(
     store = lake.get_lake()
     try:
         summary = store.summary(RAW_EVENTS, day)
-        ids = store.read_partition(RAW_EVENTS, day).to_table(columns=["message_id"]).column("message_id")
+        ids = (
+            store.read_partition(RAW_EVENTS, day)
+            .to_table(columns=["message_id"])
+            .column("message_id")
+        )
     except PartitionNotFound as exc:
         return dg.AssetCheckResult(passed=False, description=str(exc))
     distinct = pc.count_distinct(ids).as_py()

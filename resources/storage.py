@@ -1,6 +1,5 @@
 """Resources for where data is read and written: the Segment archive and the Parquet lake."""
 
-
 import dagster as dg
 from pydantic import Field
 
@@ -17,7 +16,8 @@ class SegmentArchiveResource(dg.ConfigurableResource):
         description=f"Archive root; unset: ${settings.ARCHIVE_ENV}, else {settings.DEFAULT_ARCHIVE}",
     )
     s3_endpoint_url: str | None = Field(
-        default=None, description=f"Non-AWS S3 endpoint; unset: ${settings.S3_ENDPOINT_ENV}, else AWS"
+        default=None,
+        description=f"Non-AWS S3 endpoint; unset: ${settings.S3_ENDPOINT_ENV}, else AWS",
     )
 
     def get_location(self) -> Location:
@@ -32,10 +32,12 @@ class LakeResource(dg.ConfigurableResource):
     """The Parquet lake (a local folder or s3://bucket/prefix) the assets write their partitions to."""
 
     location: str | None = Field(
-        default=None, description=f"Lake root; unset: ${settings.LAKE_ENV}, else {settings.DEFAULT_LAKE}"
+        default=None,
+        description=f"Lake root; unset: ${settings.LAKE_ENV}, else {settings.DEFAULT_LAKE}",
     )
     s3_endpoint_url: str | None = Field(
-        default=None, description=f"Non-AWS S3 endpoint; unset: ${settings.S3_ENDPOINT_ENV}, else AWS"
+        default=None,
+        description=f"Non-AWS S3 endpoint; unset: ${settings.S3_ENDPOINT_ENV}, else AWS",
     )
 
     def get_lake(self) -> Lake:

@@ -57,7 +57,9 @@ def s3_bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
     """A fresh, empty bucket on the S3 server; returns its name."""
     import boto3
 
-    name = f"t-{uuid.uuid4().hex[:8]}-" + re.sub("[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-")
+    name = f"t-{uuid.uuid4().hex[:8]}-" + re.sub("[^a-z0-9]+", "-", request.node.name.lower())[
+        :40
+    ].strip("-")
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     client.create_bucket(Bucket=name)
     return name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,27 @@ from acoustic_pipelines.cli import main
 from acoustic_pipelines.segment.archive import day_folder
 from acoustic_pipelines.segment.sample import write_sample_archive
 from acoustic_pipelines.storage import open_location
-from datetime import date
 
 
-def test_sample_writes_the_archive_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sample", "--date", "2026-11-20", "--events", "500", "--out", str(tmp_path), "--bad-rate", "0.1"]) == 0
+def test_sample_writes_the_archive_layout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "sample",
+                "--date",
+                "2026-11-20",
+                "--events",
+                "500",
+                "--out",
+                str(tmp_path),
+                "--bad-rate",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     files = sorted((tmp_path / "segment-logs").rglob("*.gz"))
     assert {f.parent.name for f in files} == {day_folder(date(2026, 11, 20))}
     assert {f.parent.parent.name for f in files} == {"Wb7x3TqkLp", "Io5mQz8vRa"}

@@ -7,7 +7,10 @@ import dagster as dg
 from acoustic_pipelines.definitions import defs
 
 ASSETS = {"segment/raw_events"}
-CHECKS = {"segment/raw_events:reject_rate_below_threshold", "segment/raw_events:raw_events_partition_consistent"}
+CHECKS = {
+    "segment/raw_events:reject_rate_below_threshold",
+    "segment/raw_events:raw_events_partition_consistent",
+}
 
 
 def test_code_location_loads() -> None:

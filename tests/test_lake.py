@@ -20,7 +20,9 @@ DATASET = "segment/raw_events"
 def write(lake: Lake, values: list[int], *, fail: bool = False) -> None:
     """Write one partition holding `values`; with `fail`, die after the data file is written."""
     with lake.stage(DATASET, DAY) as staged:
-        pq.write_table(pa.table({"v": values}), staged.file("part-00000.parquet"), filesystem=lake.fs)
+        pq.write_table(
+            pa.table({"v": values}), staged.file("part-00000.parquet"), filesystem=lake.fs
+        )
         if fail:
             raise RuntimeError("killed midway")
         lake.commit(staged, {"rows": len(values)})
@@ -60,15 +62,23 @@ def test_failed_write_leaves_previous_partition_and_no_staging(lake: Lake) -> No
     assert staging_entries(lake) == []
 
 
-def test_leftovers_of_a_killed_process_are_invisible_then_removed(lake: Lake, tmp_path: Path) -> None:
+def test_leftovers_of_a_killed_process_are_invisible_then_removed(
+    lake: Lake, tmp_path: Path
+) -> None:
     write(lake, [1])
     # A process killed midway cannot run cleanup: emulate by leaving a staged folder behind.
-    leftover = lake.location.path(DATASET, "_staging", "date=2026-11-20-deadbeef0000", "part-00000.parquet")
+    leftover = lake.location.path(
+        DATASET, "_staging", "date=2026-11-20-deadbeef0000", "part-00000.parquet"
+    )
     lake.fs.create_dir(leftover.rsplit("/", 1)[0], recursive=True)
     pq.write_table(pa.table({"v": [7, 7]}), leftover, filesystem=lake.fs)
     assert read(lake) == [1]
-    assert pads.dataset(lake.location.path(DATASET), filesystem=lake.fs, format="parquet",
-                              partitioning="hive").count_rows() == 1
+    assert (
+        pads.dataset(
+            lake.location.path(DATASET), filesystem=lake.fs, format="parquet", partitioning="hive"
+        ).count_rows()
+        == 1
+    )
     write(lake, [2])
     assert read(lake) == [2]
     assert staging_entries(lake) == []
@@ -77,5 +87,7 @@ def test_leftovers_of_a_killed_process_are_invisible_then_removed(lake: Lake, tm
 def staging_entries(lake: Lake) -> list[str]:
     import pyarrow.fs as pafs
 
-    selector = pafs.FileSelector(lake.location.path(DATASET, "_staging"), allow_not_found=True, recursive=True)
+    selector = pafs.FileSelector(
+        lake.location.path(DATASET, "_staging"), allow_not_found=True, recursive=True
+    )
     return [i.path for i in lake.fs.get_file_info(selector) if i.type == pafs.FileType.File]

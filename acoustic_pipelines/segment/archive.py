@@ -69,7 +69,9 @@ def list_archive_day(archive: Location, day: date) -> ArchiveDay:
         for info in _list(archive.fs, f"{source.path}/{folder}"):
             key = archive.relative(info.path)
             if info.type == pafs.FileType.File and info.path.endswith(".gz"):
-                files.append(ArchiveFile(path=info.path, key=key, source_id=source.base_name, size=info.size))
+                files.append(
+                    ArchiveFile(path=info.path, key=key, source_id=source.base_name, size=info.size)
+                )
             else:
                 skipped.append(key)
     files.sort(key=lambda f: f.key)

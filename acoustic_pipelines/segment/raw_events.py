@@ -160,7 +160,9 @@ def ingest_day(
     started = time.perf_counter()
     listing = list_archive_day(archive, day)
     progress = on_progress or (lambda message: log.info("%s", message))
-    progress(f"{day}: {len(listing.files)} archive files, {listing.compressed_bytes:,} bytes compressed")
+    progress(
+        f"{day}: {len(listing.files)} archive files, {listing.compressed_bytes:,} bytes compressed"
+    )
     with (
         tempfile.TemporaryDirectory(prefix="raw-events-", dir=scratch_dir) as scratch,
         lake.stage(RAW_EVENTS, day) as raw_stage,
@@ -261,7 +263,9 @@ class _Scanner:
         self.candidates_path = scratch / "candidates.arrow"
         self.keys_path = scratch / "keys.arrow"
         self._candidates = pa.ipc.new_file(
-            str(self.candidates_path), RAW_EVENTS_SCHEMA, options=pa.ipc.IpcWriteOptions(compression="lz4")
+            str(self.candidates_path),
+            RAW_EVENTS_SCHEMA,
+            options=pa.ipc.IpcWriteOptions(compression="lz4"),
         )
         self._keys = pa.ipc.new_file(str(self.keys_path), _KEYS_SCHEMA)
         self._rows: list[tuple[Any, ...]] = []
@@ -271,7 +275,9 @@ class _Scanner:
         last_report = time.monotonic()
         with _cyclic_gc_paused():
             for file_index, file in enumerate(self.listing.files):
-                self._scan_file(file_index, file.key, file.source_id, read_lines(self.archive, file))
+                self._scan_file(
+                    file_index, file.key, file.source_id, read_lines(self.archive, file)
+                )
                 if time.monotonic() - last_report >= PROGRESS_SECONDS:
                     last_report = time.monotonic()
                     self.progress(
@@ -292,7 +298,13 @@ class _Scanner:
             line_number += 1
             size += len(line)
             if len(line) > max_bytes:
-                reject(key, line_number, spec.TOO_LARGE, f"{len(line):,} bytes, the limit is {max_bytes:,}", line)
+                reject(
+                    key,
+                    line_number,
+                    spec.TOO_LARGE,
+                    f"{len(line):,} bytes, the limit is {max_bytes:,}",
+                    line,
+                )
                 continue
             try:
                 event = loads(line)
@@ -300,7 +312,9 @@ class _Scanner:
                 reject(key, line_number, *_decode_problem(line, exc), line)
                 continue
             if event.__class__ is not dict:
-                reject(key, line_number, spec.NOT_AN_OBJECT, f"a JSON {spec.json_type(event)}", line)
+                reject(
+                    key, line_number, spec.NOT_AN_OBJECT, f"a JSON {spec.json_type(event)}", line
+                )
                 continue
             try:
                 timestamp, received_at = validate(event)
@@ -354,14 +368,21 @@ class _Scanner:
         )
         self._keys.write_batch(
             pa.RecordBatch.from_arrays(
-                [message_id, received_at, pa.array(columns[9], pa.int32()), pa.array(columns[10], pa.int64())],
+                [
+                    message_id,
+                    received_at,
+                    pa.array(columns[9], pa.int32()),
+                    pa.array(columns[10], pa.int64()),
+                ],
                 schema=_KEYS_SCHEMA,
             )
         )
 
     def _reject(self, key: str, line_number: int, reason: str, detail: str, line: bytes) -> None:
         self.rejected_by_reason[reason] += 1
-        self.rejected.add((key, line_number, reason, detail, line.decode("utf-8", "backslashreplace")))
+        self.rejected.add(
+            (key, line_number, reason, detail, line.decode("utf-8", "backslashreplace"))
+        )
 
 
 @contextmanager
@@ -404,7 +425,9 @@ def _decode_problem(line: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]
     return spec.MALFORMED_JSON, message
 
 
-def _write_deduplicated(lake: Lake, raw_stage: StagedPartition, scan: _Scanner, batch_rows: int) -> int:
+def _write_deduplicated(
+    lake: Lake, raw_stage: StagedPartition, scan: _Scanner, batch_rows: int
+) -> int:
     """Pass 2: stream the candidates into the lake's Parquet file, diverting duplicates."""
     with pa.OSFile(str(scan.keys_path)) as source:
         keys = pa.ipc.open_file(source).read_all()
@@ -456,7 +479,8 @@ def _duplicate_winners(keys: pa.Table) -> np.ndarray:
         }
     )
     order = pc.sort_indices(
-        table, sort_keys=[("message_id", "ascending"), ("received_at", "ascending"), ("seq", "ascending")]
+        table,
+        sort_keys=[("message_id", "ascending"), ("received_at", "ascending"), ("seq", "ascending")],
     ).to_numpy()
     sorted_ids = table.column("message_id").take(order)
     is_first = np.ones(n, dtype=bool)
@@ -483,14 +507,18 @@ def _accepted_stats(lake: Lake, raw_stage: StagedPartition, day: date) -> _Accep
     path = raw_stage.file(DATA_FILE)
     parquet = pq.ParquetFile(path, filesystem=lake.fs)
     table = parquet.read(columns=["type", "user_id", "anonymous_id", "received_at"])
-    by_type = {item["values"]: item["counts"] for item in pc.value_counts(table.column("type")).to_pylist()}
+    by_type = {
+        item["values"]: item["counts"] for item in pc.value_counts(table.column("type")).to_pylist()
+    }
     received_day = pc.cast(table.column("received_at"), pa.date32())
     outside = pc.sum(pc.not_equal(received_day, pa.scalar(day, pa.date32()))).as_py() or 0
     preview: tuple[dict[str, str], ...] = ()
     if parquet.metadata.num_rows:
         columns = ["message_id", "type", "event", "user_id", "anonymous_id", "timestamp"]
         head = parquet.read_row_group(0, columns=columns).slice(0, PREVIEW_ROWS)
-        preview = tuple({k: "" if v is None else str(v) for k, v in row.items()} for row in head.to_pylist())
+        preview = tuple(
+            {k: "" if v is None else str(v) for k, v in row.items()} for row in head.to_pylist()
+        )
     return _AcceptedStats(
         rows=parquet.metadata.num_rows,
         bytes=lake.fs.get_file_info(path).size,
@@ -524,6 +552,10 @@ def _check_accounting(
     if dup_rows != duplicates:
         problems.append(f"{duplicates:,} duplicates found but {dup_rows:,} duplicate rows written")
     if rejected_rows - dup_rows != invalid:
-        problems.append(f"{invalid:,} invalid lines counted but {rejected_rows - dup_rows:,} written")
+        problems.append(
+            f"{invalid:,} invalid lines counted but {rejected_rows - dup_rows:,} written"
+        )
     if problems:
-        raise AccountingError(f"{scan.listing.day}: " + "; ".join(problems) + " — nothing was committed")
+        raise AccountingError(
+            f"{scan.listing.day}: " + "; ".join(problems) + " — nothing was committed"
+        )

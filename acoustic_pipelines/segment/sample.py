@@ -46,7 +46,18 @@ CITIES = [
     ("Toronto", "CA", "M5H", "ON"),
 ]
 FIRST_NAMES = ["Ann", "Bao", "Carla", "Dmitri", "Esra", "Femi", "Greta", "Hiro", "Ines", "Jonas"]
-LAST_NAMES = ["Meyer", "Nguyen", "Rossi", "Ivanov", "Yilmaz", "Okafor", "Berg", "Sato", "Costa", "Lind"]
+LAST_NAMES = [
+    "Meyer",
+    "Nguyen",
+    "Rossi",
+    "Ivanov",
+    "Yilmaz",
+    "Okafor",
+    "Berg",
+    "Sato",
+    "Costa",
+    "Lind",
+]
 AUDIENCES = ["vip_customers", "cart_abandoners_7d", "high_intent_outdoor"]
 PAGES = [
     ("/", "Home", "Northwind Outfitters"),
@@ -75,7 +86,14 @@ TRACK_EVENTS = [
     ("Product Added to Wishlist", 2),
     ("Audience Entered", 1),
 ]
-CALL_WEIGHTS = [("track", 60), ("page", 20), ("screen", 7), ("identify", 9), ("group", 3), ("alias", 1)]
+CALL_WEIGHTS = [
+    ("track", 60),
+    ("page", 20),
+    ("screen", 7),
+    ("identify", 9),
+    ("group", 3),
+    ("alias", 1),
+]
 
 # Each kind of deliberately bad line and the reject reason a reader must give it.
 BAD_KINDS: dict[str, str] = {
@@ -123,12 +141,19 @@ class SampleSummary:
 
 
 def write_sample_archive(
-    archive: Location, day: date, *, events: int = 100_000, bad_rate: float = 0.0, seed: int | None = None
+    archive: Location,
+    day: date,
+    *,
+    events: int = 100_000,
+    bad_rate: float = 0.0,
+    seed: int | None = None,
 ) -> SampleSummary:
     """Write `events` lines for received-day `day` under `archive` (replacing that day's files)."""
     if events < 0 or not 0.0 <= bad_rate <= 1.0:
         raise ValueError(f"events = {events} must be ≥ 0 and bad_rate = {bad_rate} within 0..1")
-    generator = _Generator(day, events, random.Random(seed if seed is not None else day.toordinal()))
+    generator = _Generator(
+        day, events, random.Random(seed if seed is not None else day.toordinal())
+    )
     folder = day_folder(day)
     for source_id, _, _ in SOURCES:
         _clear(archive, archive.path(LOGS_FOLDER, source_id, folder))
@@ -216,8 +241,13 @@ class _Generator:
             "firstName": first,
             "lastName": last,
             "phone": f"+1555{rng.randrange(10**7):07d}",
-            "address": {"city": city, "country": country, "postalCode": postal, "state": state,
-                        "street": f"{rng.randrange(1, 200)} Market St"},
+            "address": {
+                "city": city,
+                "country": country,
+                "postalCode": postal,
+                "state": state,
+                "street": f"{rng.randrange(1, 200)} Market St",
+            },
             "known": rng.random() < 0.6,
             "audiences": {a: rng.random() < 0.3 for a in AUDIENCES},
         }
@@ -235,7 +265,9 @@ class _Generator:
         getattr(self, f"_fill_{call}")(event, user)
         return event
 
-    def _envelope(self, call: str, user: dict[str, Any], platform: str, received: datetime) -> Event:
+    def _envelope(
+        self, call: str, user: dict[str, Any], platform: str, received: datetime
+    ) -> Event:
         rng = self.rng
         original = received - timedelta(milliseconds=rng.randrange(50, 4000))
         sent = original + timedelta(milliseconds=rng.randrange(5, 400))
@@ -260,19 +292,34 @@ class _Generator:
         path, _, title = rng.choice(PAGES)
         context: Event = {
             "library": {"name": "analytics.js", "version": "next-1.72.0"},
-            "page": {"path": path, "referrer": "https://www.google.com/", "search": "",
-                     "title": title, "url": f"https://shop.example.com{path}"},
+            "page": {
+                "path": path,
+                "referrer": "https://www.google.com/",
+                "search": "",
+                "title": title,
+                "url": f"https://shop.example.com{path}",
+            },
             "userAgent": USER_AGENT,
-            "userAgentData": {"brands": [{"brand": "Chromium", "version": "126"},
-                                         {"brand": "Google Chrome", "version": "126"}],
-                              "mobile": False, "platform": "macOS"},
+            "userAgentData": {
+                "brands": [
+                    {"brand": "Chromium", "version": "126"},
+                    {"brand": "Google Chrome", "version": "126"},
+                ],
+                "mobile": False,
+                "platform": "macOS",
+            },
             "ip": f"203.0.113.{rng.randrange(1, 255)}",
             "locale": "en-US",
             "timezone": "America/Chicago",
         }
         if rng.random() < 0.25:
-            context["campaign"] = {"name": "autumn_sale", "source": "newsletter", "medium": "email",
-                                   "term": "outdoor", "content": "hero_banner"}
+            context["campaign"] = {
+                "name": "autumn_sale",
+                "source": "newsletter",
+                "medium": "email",
+                "term": "outdoor",
+                "content": "hero_banner",
+            }
         if user["known"]:
             context["traits"] = {"email": user["email"], "firstName": user["firstName"]}
         return context
@@ -280,12 +327,28 @@ class _Generator:
     def _ios_context(self, user: dict[str, Any]) -> Event:
         rng = self.rng
         context: Event = {
-            "app": {"name": "Northwind", "version": "4.12.0", "build": "4120", "namespace": "com.northwind.shop"},
-            "device": {"id": user["anonymousId"].upper(), "manufacturer": "Apple", "model": "iPhone15,3",
-                       "name": "iPhone", "type": "ios", "adTrackingEnabled": False},
+            "app": {
+                "name": "Northwind",
+                "version": "4.12.0",
+                "build": "4120",
+                "namespace": "com.northwind.shop",
+            },
+            "device": {
+                "id": user["anonymousId"].upper(),
+                "manufacturer": "Apple",
+                "model": "iPhone15,3",
+                "name": "iPhone",
+                "type": "ios",
+                "adTrackingEnabled": False,
+            },
             "library": {"name": "analytics-swift", "version": "1.5.11"},
             "locale": "en-US",
-            "network": {"bluetooth": False, "carrier": "T-Mobile", "cellular": rng.random() < 0.4, "wifi": True},
+            "network": {
+                "bluetooth": False,
+                "carrier": "T-Mobile",
+                "cellular": rng.random() < 0.4,
+                "wifi": True,
+            },
             "os": {"name": "iOS", "version": "17.5.1"},
             "screen": {"width": 430, "height": 932, "density": 3},
             "timezone": "America/New_York",
@@ -297,11 +360,18 @@ class _Generator:
 
     def _product(self, position: int | None = None) -> Event:
         product_id, sku, name, category, brand, price = self.rng.choice(PRODUCTS)
-        product: Event = {"product_id": product_id, "sku": sku, "category": category, "name": name,
-                          "brand": brand, "variant": self.rng.choice(["S", "M", "L", "one size"]),
-                          "price": price, "quantity": self.rng.randint(1, 3),
-                          "url": f"https://shop.example.com/p/{product_id}",
-                          "image_url": f"https://cdn.example.com/img/{sku.lower()}.jpg"}
+        product: Event = {
+            "product_id": product_id,
+            "sku": sku,
+            "category": category,
+            "name": name,
+            "brand": brand,
+            "variant": self.rng.choice(["S", "M", "L", "one size"]),
+            "price": price,
+            "quantity": self.rng.randint(1, 3),
+            "url": f"https://shop.example.com/p/{product_id}",
+            "image_url": f"https://cdn.example.com/img/{sku.lower()}.jpg",
+        }
         if position is not None:
             product["position"] = position
         return product
@@ -315,19 +385,37 @@ class _Generator:
             props = {"query": rng.choice(["wool socks", "daypack", "merino", "head lamp"])}
         elif name in ("Product List Viewed", "Cart Viewed"):
             products = [self._product(i + 1) for i in range(rng.randint(2, 5))]
-            props = {"list_id": "catalog_main", "category": products[0]["category"], "products": products}
+            props = {
+                "list_id": "catalog_main",
+                "category": products[0]["category"],
+                "products": products,
+            }
             if name == "Cart Viewed":
                 props = {"cart_id": f"c_{user['userId']}", "products": products}
         elif name in ("Checkout Started", "Order Completed"):
             products = [self._product() for _ in range(rng.randint(1, 4))]
             subtotal = round(sum(p["price"] * p["quantity"] for p in products), 2)
-            props = {"order_id": f"o_{rng.getrandbits(40):010x}", "affiliation": "Online Store",
-                     "subtotal": subtotal, "total": round(subtotal * 1.08 + 5, 2), "revenue": subtotal,
-                     "shipping": 5.0, "tax": round(subtotal * 0.08, 2), "discount": 0, "coupon": "",
-                     "currency": "USD", "products": products}
+            props = {
+                "order_id": f"o_{rng.getrandbits(40):010x}",
+                "affiliation": "Online Store",
+                "subtotal": subtotal,
+                "total": round(subtotal * 1.08 + 5, 2),
+                "revenue": subtotal,
+                "shipping": 5.0,
+                "tax": round(subtotal * 0.08, 2),
+                "discount": 0,
+                "coupon": "",
+                "currency": "USD",
+                "products": products,
+            }
         elif name == "Coupon Applied":
-            props = {"order_id": f"o_{rng.getrandbits(40):010x}", "cart_id": f"c_{user['userId']}",
-                     "coupon_id": "AUTUMN10", "coupon_name": "Autumn 10%", "discount": 10}
+            props = {
+                "order_id": f"o_{rng.getrandbits(40):010x}",
+                "cart_id": f"c_{user['userId']}",
+                "coupon_id": "AUTUMN10",
+                "coupon_name": "Autumn 10%",
+                "discount": 10,
+            }
         elif name == "Audience Entered":
             audience = rng.choice(AUDIENCES)
             props = {"audience_key": audience, audience: True}
@@ -356,13 +444,22 @@ class _Generator:
         if self.rng.random() < 0.3:  # an Engage audience sync
             audience = self.rng.choice(AUDIENCES)
             traits[audience] = user["audiences"][audience]
-            event["context"]["personas"] = {"computation_class": "audience", "computation_key": audience,
-                                            "computation_id": "aud_2abc", "space_id": "spa_9xyz"}
+            event["context"]["personas"] = {
+                "computation_class": "audience",
+                "computation_key": audience,
+                "computation_id": "aud_2abc",
+                "space_id": "spa_9xyz",
+            }
         event["traits"] = traits
 
     def _fill_group(self, event: Event, user: dict[str, Any]) -> None:
         event["groupId"] = f"acct_{self.rng.randrange(100):03d}"
-        event["traits"] = {"name": "Northwind Wholesale", "industry": "Retail", "employees": 120, "plan": "pro"}
+        event["traits"] = {
+            "name": "Northwind Wholesale",
+            "industry": "Retail",
+            "employees": 120,
+            "plan": "pro",
+        }
 
     def _fill_alias(self, event: Event, user: dict[str, Any]) -> None:
         event["previousId"] = user["anonymousId"]
@@ -383,7 +480,14 @@ class _Generator:
         if kind == "deep_nesting":  # orjson will not write it, so splice the text in
             event.pop("properties", None)
             depth = 1100
-            return orjson.dumps(event)[:-1] + b',"properties":' + b'{"n":' * depth + b"true" + b"}" * depth + b"}"
+            return (
+                orjson.dumps(event)[:-1]
+                + b',"properties":'
+                + b'{"n":' * depth
+                + b"true"
+                + b"}" * depth
+                + b"}"
+            )
         _BREAKERS[kind](event, rng)
         return orjson.dumps(event)
 
@@ -416,7 +520,9 @@ _BREAKERS: dict[str, Callable[[Event, random.Random], None]] = {
     "missing_identity": _missing_identity,
     "track_without_event": _track_without_event,
     "group_without_group_id": _group_without_group_id,
-    "bad_timestamp": lambda e, r: e.update(timestamp=r.choice(["2026-13-45T25:61:00Z", "yesterday", ""])),
+    "bad_timestamp": lambda e, r: e.update(
+        timestamp=r.choice(["2026-13-45T25:61:00Z", "yesterday", ""])
+    ),
     "wrong_type_user_id": _wrong_type_user_id,
     "properties_not_object": lambda e, r: e.update(properties=["not", "an", "object"]),
     "huge_string": lambda e, r: e.update(properties={"description": "x" * 40_000}),

@@ -93,7 +93,8 @@ def parse_timestamp(field: str, value: Any) -> datetime:
     """Parse an ISO-8601 timestamp field to an aware UTC datetime (naive times are taken as UTC)."""
     if not isinstance(value, str):
         raise SpecViolation(
-            INVALID_TIMESTAMP, f"{field} = {describe(value)} is a {json_type(value)}, not an ISO-8601 string"
+            INVALID_TIMESTAMP,
+            f"{field} = {describe(value)} is a {json_type(value)}, not an ISO-8601 string",
         )
     try:
         parsed = datetime.fromisoformat(value)
@@ -116,7 +117,8 @@ def validate_event(event: dict[str, Any]) -> tuple[datetime, datetime]:
     event_type = event.get("type")
     if event_type not in EVENT_TYPES:
         raise SpecViolation(
-            UNKNOWN_TYPE, f"type = {describe(event_type)} is not one of {', '.join(sorted(EVENT_TYPES))}"
+            UNKNOWN_TYPE,
+            f"type = {describe(event_type)} is not one of {', '.join(sorted(EVENT_TYPES))}",
         )
     message_id = event.get("messageId")
     if message_id.__class__ is not str or not 0 < len(message_id) <= MAX_MESSAGE_ID_CHARS:
@@ -161,7 +163,9 @@ def _field_type_problem(field: str, value: Any) -> None:
 def _timestamps(event: dict[str, Any]) -> tuple[datetime, datetime]:
     raw_received = event.get("receivedAt")
     if raw_received is None:
-        raise SpecViolation(MISSING_RECEIVED_AT, "receivedAt is missing (every archived message has it)")
+        raise SpecViolation(
+            MISSING_RECEIVED_AT, "receivedAt is missing (every archived message has it)"
+        )
     try:
         received_at = _utc(fromisoformat(raw_received))
         raw = event.get("timestamp")

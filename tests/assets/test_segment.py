@@ -34,7 +34,10 @@ def run(paths: tuple[str, str], run_config: dict | None = None) -> dg.ExecuteInP
     return dg.materialize(
         [raw_events, raw_events_partition_consistent],
         partition_key=PARTITION,
-        resources={"segment_archive": SegmentArchiveResource(location=archive), "lake": LakeResource(location=lake)},
+        resources={
+            "segment_archive": SegmentArchiveResource(location=archive),
+            "lake": LakeResource(location=lake),
+        },
         run_config=run_config,
         raise_on_error=False,
     )
@@ -102,7 +105,10 @@ def test_partition_check_fails_on_a_tampered_partition(paths: tuple[str, str]) -
     defs = dg.Definitions(
         assets=[raw_events],
         asset_checks=[raw_events_partition_consistent],
-        resources={"segment_archive": SegmentArchiveResource(location=paths[0]), "lake": LakeResource(location=paths[1])},
+        resources={
+            "segment_archive": SegmentArchiveResource(location=paths[0]),
+            "lake": LakeResource(location=paths[1]),
+        },
     )
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=set(), asset_check_selection={raw_events_partition_consistent.check_key}
@@ -127,13 +133,19 @@ def test_corrupt_archive_fails_the_run_and_names_the_file(paths: tuple[str, str]
         Lake(open_location(paths[1])).read_partition(RAW_EVENTS, DAY)
 
 
-def test_asset_reads_locations_from_the_environment(paths: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_asset_reads_locations_from_the_environment(
+    paths: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     summary = sample(paths, events=200, seed=9)
     monkeypatch.setenv("ACOUSTIC_PIPELINES_ARCHIVE", paths[0])
     monkeypatch.setenv("ACOUSTIC_PIPELINES_LAKE", paths[1])
     result = dg.materialize(
-        [raw_events], partition_key=PARTITION,
+        [raw_events],
+        partition_key=PARTITION,
         resources={"segment_archive": SegmentArchiveResource(), "lake": LakeResource()},
     )
     assert metadata_of(result)["accepted"] == summary.expected_accepted
-    assert pa.dataset.dataset(paths[1] + "/segment/raw_events", format="parquet").count_rows() == summary.expected_accepted
+    assert (
+        pa.dataset.dataset(paths[1] + "/segment/raw_events", format="parquet").count_rows()
+        == summary.expected_accepted
+    )

@@ -9,7 +9,12 @@ from pathlib import Path
 import boto3
 import pytest
 
-from acoustic_pipelines.segment.archive import ArchiveReadError, day_folder, list_archive_day, read_lines
+from acoustic_pipelines.segment.archive import (
+    ArchiveReadError,
+    day_folder,
+    list_archive_day,
+    read_lines,
+)
 from acoustic_pipelines.storage import Location, open_location
 
 DAY = date(2024, 1, 2)
@@ -69,7 +74,9 @@ def test_missing_day_lists_nothing(tmp_path: Path) -> None:
 
 
 def test_lines_span_read_chunks(tmp_path: Path) -> None:
-    lines = [(b'{"i":%d,"pad":"' % i) + b"x" * 5000 + b'"}' for i in range(600)]  # ~3 MB: several chunks
+    lines = [
+        (b'{"i":%d,"pad":"' % i) + b"x" * 5000 + b'"}' for i in range(600)
+    ]  # ~3 MB: several chunks
     folder = tmp_path / "segment-logs" / "s" / day_folder(DAY)
     folder.mkdir(parents=True)
     (folder / "big.gz").write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))

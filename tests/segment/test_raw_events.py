@@ -14,7 +14,12 @@ import pytest
 
 from acoustic_pipelines.lake import Lake
 from acoustic_pipelines.segment import spec
-from acoustic_pipelines.segment.archive import ArchiveReadError, day_folder, list_archive_day, read_lines
+from acoustic_pipelines.segment.archive import (
+    ArchiveReadError,
+    day_folder,
+    list_archive_day,
+    read_lines,
+)
 from acoustic_pipelines.segment.raw_events import (
     DATA_FILE,
     RAW_EVENTS,
@@ -87,14 +92,23 @@ def test_accepted_columns_come_from_the_event(archive_and_lake: tuple) -> None:
         assert row["event"] == event.get("event")
         assert row["user_id"] == event.get("userId")
         assert row["anonymous_id"] == event.get("anonymousId")
-        assert row["received_at"].isoformat(timespec="milliseconds").replace("+00:00", "Z") == event["receivedAt"]
+        assert (
+            row["received_at"].isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            == event["receivedAt"]
+        )
         assert row["source_id"] in {"Wb7x3TqkLp", "Io5mQz8vRa"}
 
 
 def event_line(message_id: str, received_at: str, marker: str) -> bytes:
     return orjson.dumps(
-        {"type": "track", "event": "E", "messageId": message_id, "userId": "u", "receivedAt": received_at,
-         "properties": {"copy": marker}}
+        {
+            "type": "track",
+            "event": "E",
+            "messageId": message_id,
+            "userId": "u",
+            "receivedAt": received_at,
+            "properties": {"copy": marker},
+        }
     )
 
 
@@ -106,18 +120,34 @@ def write_files(root: Path, files: dict[str, list[bytes]]) -> None:
 
 
 def test_first_by_received_at_wins_across_files(tmp_path: Path) -> None:
-    write_files(tmp_path / "archive", {
-        "a.gz": [event_line("m1", "2026-11-20T10:05:00.000Z", "late"), event_line("m2", "2026-11-20T09:00:00.000Z", "a")],
-        "b.gz": [event_line("m1", "2026-11-20T10:00:00.000Z", "early"), event_line("m2", "2026-11-20T09:00:00.000Z", "b")],
-    })
-    archive, lake = open_location(str(tmp_path / "archive")), Lake(open_location(str(tmp_path / "lake")))
+    write_files(
+        tmp_path / "archive",
+        {
+            "a.gz": [
+                event_line("m1", "2026-11-20T10:05:00.000Z", "late"),
+                event_line("m2", "2026-11-20T09:00:00.000Z", "a"),
+            ],
+            "b.gz": [
+                event_line("m1", "2026-11-20T10:00:00.000Z", "early"),
+                event_line("m2", "2026-11-20T09:00:00.000Z", "b"),
+            ],
+        },
+    )
+    archive, lake = (
+        open_location(str(tmp_path / "archive")),
+        Lake(open_location(str(tmp_path / "lake"))),
+    )
     report = ingest_day(archive, lake, DAY)
     assert (report.accepted, report.duplicates) == (2, 2)
-    kept = {r["message_id"]: orjson.loads(r["payload"])["properties"]["copy"]
-            for r in lake.read_partition(RAW_EVENTS, DAY).to_table().to_pylist()}
+    kept = {
+        r["message_id"]: orjson.loads(r["payload"])["properties"]["copy"]
+        for r in lake.read_partition(RAW_EVENTS, DAY).to_table().to_pylist()
+    }
     assert kept == {"m1": "early", "m2": "a"}  # m2: same receivedAt, so file order decides
-    dups = {(r["file"].rsplit("/", 1)[1], r["line_number"]): r["detail"]
-            for r in lake.read_partition(REJECTED_EVENTS, DAY).to_table().to_pylist()}
+    dups = {
+        (r["file"].rsplit("/", 1)[1], r["line_number"]): r["detail"]
+        for r in lake.read_partition(REJECTED_EVENTS, DAY).to_table().to_pylist()
+    }
     assert set(dups) == {("a.gz", 1), ("b.gz", 2)}
     assert dups[("a.gz", 1)].endswith("b.gz:1") and dups[("b.gz", 2)].endswith("a.gz:2")
 
@@ -131,11 +161,16 @@ def test_empty_day_commits_empty_partitions(archive_and_lake: tuple) -> None:
 
 
 def test_corrupt_file_fails_and_keeps_the_previous_partition(tmp_path: Path) -> None:
-    archive, lake = open_location(str(tmp_path / "archive")), Lake(open_location(str(tmp_path / "lake")))
+    archive, lake = (
+        open_location(str(tmp_path / "archive")),
+        Lake(open_location(str(tmp_path / "lake"))),
+    )
     write_files(tmp_path / "archive", {"a.gz": [event_line("m1", "2026-11-20T10:00:00.000Z", "x")]})
     ingest_day(archive, lake, DAY)
     folder = tmp_path / "archive" / "segment-logs" / "src" / day_folder(DAY)
-    data = gzip.compress(b"\n".join(event_line(f"n{i}", "2026-11-20T11:00:00.000Z", "y") for i in range(20_000)))
+    data = gzip.compress(
+        b"\n".join(event_line(f"n{i}", "2026-11-20T11:00:00.000Z", "y") for i in range(20_000))
+    )
     (folder / "b.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(ArchiveReadError, match="b.gz"):
         ingest_day(archive, lake, DAY)
@@ -148,15 +183,23 @@ def test_accounting_check_refuses_counts_that_do_not_add_up(archive_and_lake: tu
     ingest_day(archive, lake, DAY)
     # Re-check the committed files against a scan that claims one line more than was written.
     summary = lake.summary(RAW_EVENTS, DAY)
-    reasons = Counter(lake.read_partition(REJECTED_EVENTS, DAY).to_table().column("reason").to_pylist())
+    reasons = Counter(
+        lake.read_partition(REJECTED_EVENTS, DAY).to_table().column("reason").to_pylist()
+    )
     duplicates = reasons.pop(spec.DUPLICATE_MESSAGE_ID, 0)
     raw = SimpleNamespace(file=lambda name: lake.parquet_files(RAW_EVENTS, DAY)[0])
     rejected = SimpleNamespace(file=lambda name: lake.parquet_files(REJECTED_EVENTS, DAY)[0])
-    honest = SimpleNamespace(lines_read=summary["lines_read"], rejected_by_reason=reasons,
-                             listing=SimpleNamespace(day=DAY))
+    honest = SimpleNamespace(
+        lines_read=summary["lines_read"],
+        rejected_by_reason=reasons,
+        listing=SimpleNamespace(day=DAY),
+    )
     _check_accounting(lake, honest, raw, rejected, duplicates)
-    lying = SimpleNamespace(lines_read=summary["lines_read"] + 1, rejected_by_reason=reasons,
-                            listing=SimpleNamespace(day=DAY))
+    lying = SimpleNamespace(
+        lines_read=summary["lines_read"] + 1,
+        rejected_by_reason=reasons,
+        listing=SimpleNamespace(day=DAY),
+    )
     with pytest.raises(AccountingError, match="lines read but"):
         _check_accounting(lake, lying, raw, rejected, duplicates)
     with pytest.raises(AccountingError, match="duplicates found"):
@@ -175,4 +218,7 @@ def test_archive_and_lake_on_s3(s3_endpoint: str, s3_bucket: str) -> None:
     again = ingest_day(archive, lake, DAY)
     assert again.accepted == report.accepted
     assert [p.rsplit("/", 1)[1] for p in lake.parquet_files(RAW_EVENTS, DAY)] == [DATA_FILE]
-    assert pq.ParquetFile(lake.parquet_files(RAW_EVENTS, DAY)[0], filesystem=lake.fs).metadata.num_rows == report.accepted
+    assert (
+        pq.ParquetFile(lake.parquet_files(RAW_EVENTS, DAY)[0], filesystem=lake.fs).metadata.num_rows
+        == report.accepted
+    )

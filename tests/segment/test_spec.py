@@ -38,7 +38,10 @@ def good(**changes: Any) -> dict[str, Any]:
 
 ACCEPTED = [
     ("track", good()),
-    ("identify with anonymousId only", good(type="identify", event=..., userId=..., traits={"email": "a@b.c"})),
+    (
+        "identify with anonymousId only",
+        good(type="identify", event=..., userId=..., traits={"email": "a@b.c"}),
+    ),
     ("page without name", good(type="page", event=...)),
     ("screen", good(type="screen", event=..., name="Home")),
     ("group", good(type="group", event=..., groupId="acct_1")),
@@ -54,24 +57,79 @@ REJECTED = [
     ("missing type", good(type=...), spec.UNKNOWN_TYPE, "type = None"),
     ("missing messageId", good(messageId=...), spec.MISSING_MESSAGE_ID, "messageId"),
     ("empty messageId", good(messageId=""), spec.MISSING_MESSAGE_ID, "messageId"),
-    ("numeric messageId", good(messageId=42), spec.INVALID_FIELD_TYPE, "messageId = 42 is a number"),
-    ("messageId of 101 characters", good(messageId="m" * 101), spec.MESSAGE_ID_TOO_LONG, "101 characters"),
+    (
+        "numeric messageId",
+        good(messageId=42),
+        spec.INVALID_FIELD_TYPE,
+        "messageId = 42 is a number",
+    ),
+    (
+        "messageId of 101 characters",
+        good(messageId="m" * 101),
+        spec.MESSAGE_ID_TOO_LONG,
+        "101 characters",
+    ),
     ("no identity", good(userId=..., anonymousId=...), spec.MISSING_IDENTITY, "neither userId"),
-    ("empty identities", good(userId="", anonymousId=None), spec.MISSING_IDENTITY, "neither userId"),
+    (
+        "empty identities",
+        good(userId="", anonymousId=None),
+        spec.MISSING_IDENTITY,
+        "neither userId",
+    ),
     ("numeric userId", good(userId=12345), spec.INVALID_FIELD_TYPE, "userId = 12345 is a number"),
-    ("boolean anonymousId", good(anonymousId=True), spec.INVALID_FIELD_TYPE, "anonymousId = True is a boolean"),
+    (
+        "boolean anonymousId",
+        good(anonymousId=True),
+        spec.INVALID_FIELD_TYPE,
+        "anonymousId = True is a boolean",
+    ),
     ("track without event", good(event=...), spec.MISSING_EVENT_NAME, "no event name"),
     ("track with empty event", good(event=""), spec.MISSING_EVENT_NAME, "no event name"),
     ("numeric event", good(event=7), spec.INVALID_FIELD_TYPE, "event = 7"),
     ("group without groupId", good(type="group", event=...), spec.MISSING_GROUP_ID, "groupId"),
-    ("alias without previousId", good(type="alias", event=...), spec.MISSING_PREVIOUS_ID, "previousId"),
-    ("alias without userId", good(type="alias", userId=..., previousId="p"), spec.MISSING_IDENTITY, "alias"),
-    ("properties as array", good(properties=[1]), spec.INVALID_FIELD_TYPE, "properties = [1] is a array"),
-    ("context as string", good(context="web"), spec.INVALID_FIELD_TYPE, "context = 'web' is a string"),
-    ("bad timestamp", good(timestamp="2026-13-45T25:61:00Z"), spec.INVALID_TIMESTAMP, "timestamp = "),
+    (
+        "alias without previousId",
+        good(type="alias", event=...),
+        spec.MISSING_PREVIOUS_ID,
+        "previousId",
+    ),
+    (
+        "alias without userId",
+        good(type="alias", userId=..., previousId="p"),
+        spec.MISSING_IDENTITY,
+        "alias",
+    ),
+    (
+        "properties as array",
+        good(properties=[1]),
+        spec.INVALID_FIELD_TYPE,
+        "properties = [1] is a array",
+    ),
+    (
+        "context as string",
+        good(context="web"),
+        spec.INVALID_FIELD_TYPE,
+        "context = 'web' is a string",
+    ),
+    (
+        "bad timestamp",
+        good(timestamp="2026-13-45T25:61:00Z"),
+        spec.INVALID_TIMESTAMP,
+        "timestamp = ",
+    ),
     ("empty timestamp", good(timestamp=""), spec.INVALID_TIMESTAMP, "timestamp = ''"),
-    ("numeric sentAt", good(sentAt=1732097700), spec.INVALID_TIMESTAMP, "sentAt = 1732097700 is a number"),
-    ("bad originalTimestamp", good(originalTimestamp="yesterday"), spec.INVALID_TIMESTAMP, "originalTimestamp"),
+    (
+        "numeric sentAt",
+        good(sentAt=1732097700),
+        spec.INVALID_TIMESTAMP,
+        "sentAt = 1732097700 is a number",
+    ),
+    (
+        "bad originalTimestamp",
+        good(originalTimestamp="yesterday"),
+        spec.INVALID_TIMESTAMP,
+        "originalTimestamp",
+    ),
     ("bad receivedAt", good(receivedAt="soon"), spec.INVALID_TIMESTAMP, "receivedAt = 'soon'"),
     ("missing receivedAt", good(receivedAt=...), spec.MISSING_RECEIVED_AT, "receivedAt"),
 ]
@@ -84,8 +142,12 @@ def test_valid_messages_are_accepted(name: str, event: dict[str, Any]) -> None:
     assert timestamp.tzinfo is UTC
 
 
-@pytest.mark.parametrize(("name", "event", "reason", "detail"), REJECTED, ids=[c[0] for c in REJECTED])
-def test_invalid_messages_name_reason_and_field(name: str, event: dict[str, Any], reason: str, detail: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "event", "reason", "detail"), REJECTED, ids=[c[0] for c in REJECTED]
+)
+def test_invalid_messages_name_reason_and_field(
+    name: str, event: dict[str, Any], reason: str, detail: str
+) -> None:
     with pytest.raises(spec.SpecViolation) as raised:
         spec.validate_event(event)
     assert raised.value.reason == reason
@@ -108,6 +170,10 @@ def test_naive_timestamp_is_taken_as_utc() -> None:
 
 
 def test_every_reason_is_listed() -> None:
-    reasons = {getattr(spec, name) for name in dir(spec) if name.isupper() and isinstance(getattr(spec, name), str)}
+    reasons = {
+        getattr(spec, name)
+        for name in dir(spec)
+        if name.isupper() and isinstance(getattr(spec, name), str)
+    }
     assert set(spec.REJECT_REASONS) <= reasons
     assert len(set(spec.REJECT_REASONS)) == len(spec.REJECT_REASONS)
