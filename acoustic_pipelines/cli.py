@@ -1,8 +1,12 @@
-"""The `acoustic-pipelines` command: `sample` writes a Segment archive, `demo` runs the daily pipeline."""
+"""The `acoustic-pipelines` command: `sample` writes a Segment archive, `demo` runs the daily pipeline.
+
+`validate` checks a pipeline config file and `test-mapping` runs one event through its mappings.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -11,8 +15,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from acoustic_pipelines import settings
+from acoustic_pipelines.actions.test_mapping import (
+    MappingOutcome,
+    MappingTestError,
+    MappingTestResult,
+    find_archived_event,
+    read_event,
+    run_test_mapping,
+)
+from acoustic_pipelines.config import ConfigError, load_config
 from acoustic_pipelines.segment.sample import SampleSummary, write_sample_archive
-from acoustic_pipelines.storage import open_location
+from acoustic_pipelines.storage import StorageError, open_location
 
 DEMO_EVENTS = 20_000
 DEMO_BAD_RATE = 0.005
@@ -33,17 +46,58 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="write a realistic Segment archive for one day")
     sample.add_argument("--date", type=_date, required=True, help="received-day, YYYY-MM-DD")
-    sample.add_argument("--events", type=_count, default=100_000, help="lines to write (default 100000)")
+    sample.add_argument(
+        "--events", type=_count, default=100_000, help="lines to write (default 100000)"
+    )
     sample.add_argument("--out", required=True, help="archive root: a folder or s3://bucket/prefix")
-    sample.add_argument("--bad-rate", type=_rate, default=0.0, help="share of bad lines, 0..1 (default 0)")
-    sample.add_argument("--seed", type=int, default=None, help="random seed (default: from the date)")
+    sample.add_argument(
+        "--bad-rate", type=_rate, default=0.0, help="share of bad lines, 0..1 (default 0)"
+    )
+    sample.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: from the date)"
+    )
     sample.set_defaults(run=_run_sample)
 
     demo = commands.add_parser("demo", help="write a sample day and materialize every asset for it")
-    demo.add_argument("--date", type=_date, default=None, help="day to run (default: yesterday, UTC)")
-    demo.add_argument("--events", type=_count, default=DEMO_EVENTS, help=f"sample lines (default {DEMO_EVENTS})")
-    demo.add_argument("--bad-rate", type=_rate, default=DEMO_BAD_RATE, help=f"default {DEMO_BAD_RATE}")
+    demo.add_argument(
+        "--date", type=_date, default=None, help="day to run (default: yesterday, UTC)"
+    )
+    demo.add_argument(
+        "--events", type=_count, default=DEMO_EVENTS, help=f"sample lines (default {DEMO_EVENTS})"
+    )
+    demo.add_argument(
+        "--bad-rate", type=_rate, default=DEMO_BAD_RATE, help=f"default {DEMO_BAD_RATE}"
+    )
     demo.set_defaults(run=_run_demo)
+
+    config_help = f"the YAML file (default: ${settings.CONFIG_ENV}, else {settings.DEFAULT_CONFIG})"
+    validate = commands.add_parser(
+        "validate", help="check a pipeline config file: errors and warnings"
+    )
+    validate.add_argument("config", nargs="?", default=None, help=config_help)
+    validate.set_defaults(run=_run_validate)
+
+    test_mapping = commands.add_parser(
+        "test-mapping",
+        help="run one event through every mapping of the config, offline (sends nothing)",
+    )
+    test_mapping.add_argument("--config", default=None, help=config_help)
+    source = test_mapping.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--event", metavar="FILE", help="a JSON file holding one event, or - for stdin"
+    )
+    source.add_argument(
+        "--date",
+        type=_date,
+        help="received-day of the raw archive to search, YYYY-MM-DD (with --message-id)",
+    )
+    test_mapping.add_argument("--message-id", help="the event's messageId in that day's archive")
+    test_mapping.add_argument(
+        "--all",
+        action="store_true",
+        help="also show payload and row for mappings whose trigger does not match",
+    )
+    test_mapping.set_defaults(run=_run_test_mapping)
     return parser
 
 
@@ -60,8 +114,10 @@ def _run_sample(args: argparse.Namespace) -> int:
 
 
 def _print_sample(summary: SampleSummary) -> None:
-    print(f"wrote {summary.lines:,} lines ({summary.uncompressed_bytes / max(summary.lines, 1):,.0f} bytes each "
-          f"on average) in {len(summary.files)} files under {summary.archive_uri}/segment-logs/")
+    print(
+        f"wrote {summary.lines:,} lines ({summary.uncompressed_bytes / max(summary.lines, 1):,.0f} bytes each "
+        f"on average) in {len(summary.files)} files under {summary.archive_uri}/segment-logs/"
+    )
     print(f"  expected accepted: {summary.expected_accepted:,}")
     for reason, count in sorted(summary.expected_rejects.items()):
         print(f"  expected {reason}: {count:,}")
@@ -75,7 +131,10 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     day = args.date or (datetime.now(UTC).date() - timedelta(days=1))
     if day < settings.start_date():
-        print(f"--date {day} is before {settings.START_DATE_ENV} ({settings.start_date()})", file=sys.stderr)
+        print(
+            f"--date {day} is before {settings.START_DATE_ENV} ({settings.start_date()})",
+            file=sys.stderr,
+        )
         return 2
     archive = settings.archive_location()
     summary = write_sample_archive(
@@ -85,7 +144,11 @@ def _run_demo(args: argparse.Namespace) -> int:
         bad_rate=args.bad_rate,
     )
     _print_sample(summary)
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
         partition_key=day.isoformat(),
@@ -115,6 +178,127 @@ def _print_outputs(result: Any) -> None:
 
 
 _SHOWN_COUNTS = ("lines_read", "accepted", "rejected", "duplicates", "files", "distinct_user_ids")
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    path = args.config if args.config is not None else settings.config_path()
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        for warning in exc.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(
+            f"{exc.file}: {_plural(len(exc.problems), 'error')}, {_plural(len(exc.warnings), 'warning')}",
+            file=sys.stderr,
+        )
+        return 1
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    enabled = sum(len(d.rules) for d in config.destinations)
+    print(
+        f"OK {config.source}: {_plural(len(config.destinations), 'destination')}, "
+        f"{_plural(config.mapping_count, 'mapping')} ({enabled} enabled), "
+        f"{_plural(len(config.warnings), 'warning')}"
+    )
+    return 0
+
+
+def _run_test_mapping(args: argparse.Namespace) -> int:
+    if args.date is not None and not args.message_id:
+        print("test-mapping: --date needs --message-id", file=sys.stderr)
+        return 2
+    if args.event is not None and args.message_id:
+        print("test-mapping: --message-id goes with --date, not with --event", file=sys.stderr)
+        return 2
+    path = args.config if args.config is not None else settings.config_path()
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    try:
+        if args.event is not None:
+            loaded = read_event(args.event)
+        else:
+            archive = settings.archive_location()
+            loaded = find_archived_event(
+                open_location(archive, s3_endpoint_url=settings.s3_endpoint_url()),
+                args.date,
+                args.message_id,
+            )
+    except MappingTestError as exc:
+        print(f"test-mapping: {exc}", file=sys.stderr)
+        if args.date is not None:
+            print(
+                f"  (the archive is ${settings.ARCHIVE_ENV}, else {settings.DEFAULT_ARCHIVE})",
+                file=sys.stderr,
+            )
+        return 1
+    except StorageError as exc:
+        print(f"test-mapping: {exc}", file=sys.stderr)
+        return 1
+    _print_test_mapping(
+        run_test_mapping(config, loaded.event, source=loaded.source), show_all=args.all
+    )
+    return 0
+
+
+def _print_test_mapping(result: MappingTestResult, *, show_all: bool) -> None:
+    event = result.event
+    name = (
+        f" {json.dumps(event['event'], ensure_ascii=False)}"
+        if isinstance(event.get("event"), str)
+        else ""
+    )
+    print(
+        f"event {event.get('messageId', '(no messageId)')} ({event.get('type', '?')}{name}) from {result.source}"
+    )
+    for destination in result.destinations:
+        print(f"\ndestination {destination.name} (customer prefix {destination.customer_prefix})")
+        for outcome in destination.outcomes:
+            _print_outcome(outcome, show_all=show_all)
+        delivered = sum(o.delivered for o in destination.outcomes)
+        if destination.no_matching_mapping:
+            print(
+                '  => no enabled mapping matches: the pipeline counts this event as "no matching mapping"'
+            )
+        else:
+            print(f"  => {_plural(delivered, 'row')} delivered")
+
+
+def _print_outcome(outcome: MappingOutcome, *, show_all: bool) -> None:
+    state = "matched" if outcome.matched else "not matched"
+    disabled = " (disabled: the pipeline skips it)" if not outcome.enabled else ""
+    print(f"  mapping {outcome.name!r}{disabled}: trigger `{outcome.trigger}` {state}")
+    if outcome.error is not None:
+        print(f"    error: {outcome.error}")
+        return
+    if not outcome.matched and not show_all:
+        return
+    print("    mapped payload:")
+    print(_indent(json.dumps(outcome.payload, indent=2, ensure_ascii=False, default=str), 6))
+    if outcome.reject_code is not None:
+        print(f"    rejected: {outcome.reject_code}: {outcome.reject_detail}")
+        return
+    row = outcome.row or {}
+    print(f"    row ({_plural(len(row), 'column')}):")
+    print(_indent(json.dumps(row, indent=2, ensure_ascii=False, default=str), 6))
+    dropped = [key for key in row if key not in set(outcome.delivered_columns)]
+    if dropped:
+        print(f"    not delivered (columns allow-list): {', '.join(dropped)}")
+    if outcome.collisions:
+        print(f"    keys written twice: {', '.join(outcome.collisions)}")
+
+
+def _indent(text: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line for line in text.splitlines())
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _date(text: str) -> date:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from pathlib import Path
 from typing import Final
 
 ARCHIVE_ENV: Final = "ACOUSTIC_PIPELINES_ARCHIVE"
 LAKE_ENV: Final = "ACOUSTIC_PIPELINES_LAKE"
 START_DATE_ENV: Final = "ACOUSTIC_PIPELINES_START_DATE"
 S3_ENDPOINT_ENV: Final = "ACOUSTIC_PIPELINES_S3_ENDPOINT_URL"
+CONFIG_ENV: Final = "ACOUSTIC_PIPELINES_CONFIG"
 
 DEFAULT_ARCHIVE: Final = "./sample-archive"
 DEFAULT_LAKE: Final = "./lake"
 DEFAULT_START_DATE: Final = "2026-01-01"
+DEFAULT_CONFIG: Final = "config/pipeline.yaml"
 
 
 class SettingsError(ValueError):
@@ -33,6 +36,22 @@ def lake_location() -> str:
 def s3_endpoint_url() -> str | None:
     """A non-AWS S3 endpoint for s3:// archive and lake locations (unset means AWS)."""
     return os.environ.get(S3_ENDPOINT_ENV) or None
+
+
+def config_path() -> Path:
+    """The pipeline config file: `$ACOUSTIC_PIPELINES_CONFIG`, else `config/pipeline.yaml`.
+
+    The default is looked up in the working directory first, then in the repository this package
+    was installed from (an editable install run from another folder).
+    """
+    configured = os.environ.get(CONFIG_ENV)
+    if configured:
+        return Path(configured)
+    default = Path(DEFAULT_CONFIG)
+    if default.is_file():
+        return default
+    in_repository = Path(__file__).resolve().parents[1] / DEFAULT_CONFIG
+    return in_repository if in_repository.is_file() else default
 
 
 def start_date() -> date:
