@@ -23,7 +23,7 @@ from acoustic_pipelines.actions.test_mapping import (
     read_event,
     run_test_mapping,
 )
-from acoustic_pipelines.config import ConfigError, load_config
+from acoustic_pipelines.config import ConfigError, PipelineConfig, load_config
 from acoustic_pipelines.segment.sample import SampleSummary, write_sample_archive
 from acoustic_pipelines.storage import StorageError, open_location
 
@@ -180,10 +180,10 @@ def _print_outputs(result: Any) -> None:
 _SHOWN_COUNTS = ("lines_read", "accepted", "rejected", "duplicates", "files", "distinct_user_ids")
 
 
-def _run_validate(args: argparse.Namespace) -> int:
-    path = args.config if args.config is not None else settings.config_path()
+def _load_config_or_report(path: str | None) -> PipelineConfig | None:
+    """Load the config, printing its warnings, or print every problem and return None."""
     try:
-        config = load_config(path)
+        config = load_config(path if path is not None else settings.config_path())
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -193,9 +193,16 @@ def _run_validate(args: argparse.Namespace) -> int:
             f"{exc.file}: {_plural(len(exc.problems), 'error')}, {_plural(len(exc.warnings), 'warning')}",
             file=sys.stderr,
         )
-        return 1
+        return None
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return config
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    config = _load_config_or_report(args.config)
+    if config is None:
+        return 1
     enabled = sum(len(d.rules) for d in config.destinations)
     print(
         f"OK {config.source}: {_plural(len(config.destinations), 'destination')}, "
@@ -212,12 +219,8 @@ def _run_test_mapping(args: argparse.Namespace) -> int:
     if args.event is not None and args.message_id:
         print("test-mapping: --message-id goes with --date, not with --event", file=sys.stderr)
         return 2
-    path = args.config if args.config is not None else settings.config_path()
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
+    config = _load_config_or_report(args.config)
+    if config is None:
         return 1
     try:
         if args.event is not None:
