@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+from isal import igzip, isal_zlib
 
 from acoustic_pipelines.storage import Location, StorageError
 
@@ -98,13 +99,17 @@ def read_lines(archive: Location, file: ArchiveFile) -> Iterator[bytes]:
     pending = b""
     lines_done = 0
     try:
-        with archive.fs.open_input_stream(file.path, compression="gzip") as stream:
+        # ISA-L's gzip inflates 2-3x faster than zlib's, the biggest single cost of a line.
+        with (
+            archive.fs.open_input_stream(file.path, compression=None) as raw,
+            igzip.IGzipFile(fileobj=raw, mode="rb") as stream,
+        ):
             while chunk := stream.read(_READ_CHUNK):
                 lines = (pending + chunk).split(b"\n")
                 pending = lines.pop()
                 lines_done += len(lines)
                 yield from lines
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, EOFError, isal_zlib.error, pa.ArrowException) as exc:
         raise ArchiveReadError(
             f"archive file {file.key}: read failed after {lines_done} lines: {exc}"
         ) from exc

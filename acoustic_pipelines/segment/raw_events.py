@@ -3,11 +3,12 @@
 Two streaming passes, bounded memory whatever the day's size:
 
 1. every line of every file is decoded and checked against the Spec; rejects go to the rejected
-   table, valid events are appended in batches to an Arrow IPC scratch file on local disk, and
-   their dedupe keys (messageId, receivedAt, file, line) to a second, small one;
-2. the keys alone are sorted with Arrow to find duplicates (the first by receivedAt wins, then
-   file and line order), and the scratch file is streamed into the lake's Parquet file without
-   them; the duplicates go to the rejected table with reason DUPLICATE_MESSAGE_ID.
+   table, valid events are appended in batches to an LZ4 Arrow IPC scratch file on local disk,
+   and their dedupe keys to a `KeySpill` (dedupe.py);
+2. the duplicates are found from the keys alone (the first by receivedAt wins, then file and
+   line order), the scratch file is streamed into the lake's Parquet file without them, they go
+   to the rejected table with reason DUPLICATE_MESSAGE_ID, and the accepted rows' statistics are
+   counted on the way.
 
 Before anything is committed, the row counts of the written files are checked against the lines
 read: every line lands in exactly one of accepted, rejected or duplicate.
@@ -36,6 +37,7 @@ import pyarrow.parquet as pq
 from acoustic_pipelines.lake import Lake, StagedPartition
 from acoustic_pipelines.segment import spec
 from acoustic_pipelines.segment.archive import ArchiveDay, list_archive_day, read_lines
+from acoustic_pipelines.segment.dedupe import KeySpill, distinct_ids, find_duplicates
 from acoustic_pipelines.storage import Location
 
 RAW_EVENTS = "segment/raw_events"
@@ -63,14 +65,6 @@ REJECTED_EVENTS_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("detail", pa.string()),
         ("raw", pa.string()),
-    ]
-)
-_KEYS_SCHEMA = pa.schema(
-    [
-        ("message_id", pa.string()),
-        ("received_at", _TS),
-        ("file_index", pa.int32()),
-        ("line_number", pa.int64()),
     ]
 )
 # Dictionary-encode only the repetitive columns and skip min/max statistics of the big texts.
@@ -171,9 +165,9 @@ def ingest_day(
         rejected = _RejectedWriter(lake, rejected_stage.file(DATA_FILE), batch_rows)
         scan = _Scanner(archive, listing, Path(scratch), rejected, batch_rows, progress)
         scan.run()
-        duplicates = _write_deduplicated(lake, raw_stage, scan, batch_rows)
+        stats = _write_deduplicated(lake, raw_stage, scan, day)
+        duplicates = stats.duplicates
         rejected.close()
-        stats = _accepted_stats(lake, raw_stage, day)
         _check_accounting(lake, scan, raw_stage, rejected_stage, duplicates)
         summary = {"lines_read": scan.lines_read, "accepted": stats.rows, "duplicates": duplicates}
         lake.commit(rejected_stage, {**summary, "rejected": rejected.rows})
@@ -261,13 +255,12 @@ class _Scanner:
         self.uncompressed_bytes = 0
         self.rejected_by_reason: Counter[str] = Counter()
         self.candidates_path = scratch / "candidates.arrow"
-        self.keys_path = scratch / "keys.arrow"
         self._candidates = pa.ipc.new_file(
             str(self.candidates_path),
             RAW_EVENTS_SCHEMA,
             options=pa.ipc.IpcWriteOptions(compression="lz4"),
         )
-        self._keys = pa.ipc.new_file(str(self.keys_path), _KEYS_SCHEMA)
+        self.keys = KeySpill(scratch / "keys")
         self._rows: list[tuple[Any, ...]] = []
 
     def run(self) -> None:
@@ -286,7 +279,7 @@ class _Scanner:
                     )
             self._flush()
         self._candidates.close()
-        self._keys.close()
+        self.keys.close()
 
     def _scan_file(self, file_index: int, key: str, source_id: str, lines: Iterable[bytes]) -> None:
         # The hot loop: local names only, one tuple per accepted line.
@@ -366,16 +359,13 @@ class _Scanner:
                 schema=RAW_EVENTS_SCHEMA,
             )
         )
-        self._keys.write_batch(
-            pa.RecordBatch.from_arrays(
-                [
-                    message_id,
-                    received_at,
-                    pa.array(columns[9], pa.int32()),
-                    pa.array(columns[10], pa.int64()),
-                ],
-                schema=_KEYS_SCHEMA,
-            )
+        self.keys.append(
+            message_ids=columns[0],
+            received_at=received_at,
+            file_index=columns[9],
+            line_number=columns[10],
+            user_ids=columns[3],
+            anonymous_ids=columns[4],
         )
 
     def _reject(self, key: str, line_number: int, reason: str, detail: str, line: bytes) -> None:
@@ -426,29 +416,30 @@ def _decode_problem(line: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]
 
 
 def _write_deduplicated(
-    lake: Lake, raw_stage: StagedPartition, scan: _Scanner, batch_rows: int
-) -> int:
+    lake: Lake, raw_stage: StagedPartition, scan: _Scanner, day: date
+) -> _AcceptedStats:
     """Pass 2: stream the candidates into the lake's Parquet file, diverting duplicates."""
-    with pa.OSFile(str(scan.keys_path)) as source:
-        keys = pa.ipc.open_file(source).read_all()
-    duplicate_of = _duplicate_winners(keys)
-    files = [f.key for f in scan.listing.files]
-    file_index = keys.column("file_index").to_numpy()
-    line_number = keys.column("line_number").to_numpy()
-    del keys
+    duplicate_of = find_duplicates(scan.keys)
     is_dup = duplicate_of >= 0
+    file_index, line_number = scan.keys.column("file_index"), scan.keys.column("line_number")
+    files = [f.key for f in scan.listing.files]
+    stats = _StatsCollector(day)
     offset = 0
+    path = raw_stage.file(DATA_FILE)
     with (
         pa.OSFile(str(scan.candidates_path)) as source,
         pq.ParquetWriter(
-            raw_stage.file(DATA_FILE), RAW_EVENTS_SCHEMA, filesystem=lake.fs, **_RAW_PARQUET_OPTIONS
+            path, RAW_EVENTS_SCHEMA, filesystem=lake.fs, **_RAW_PARQUET_OPTIONS
         ) as writer,
     ):
-        reader = pa.ipc.open_file(source)
+        # One thread: decompressing on the pool's threads leaves memory in each thread's heap.
+        reader = pa.ipc.open_file(source, options=pa.ipc.IpcReadOptions(use_threads=False))
         for i in range(reader.num_record_batches):
             batch = reader.get_batch(i)
             mask = is_dup[offset : offset + batch.num_rows]
-            writer.write_batch(batch.filter(pa.array(~mask)) if mask.any() else batch)
+            kept = batch.filter(pa.array(~mask)) if mask.any() else batch
+            writer.write_batch(kept)
+            stats.add(kept)
             for row in np.flatnonzero(mask) + offset:
                 winner = duplicate_of[row]
                 scan.rejected.add(
@@ -462,39 +453,20 @@ def _write_deduplicated(
                     )
                 )
             offset += batch.num_rows
-    return int(is_dup.sum())
-
-
-def _duplicate_winners(keys: pa.Table) -> np.ndarray:
-    """For each key row, the row index of the occurrence it duplicates, or -1 if it is the first."""
-    n = keys.num_rows
-    result = np.full(n, -1, dtype=np.int64)
-    if n == 0:
-        return result
-    table = pa.table(
-        {
-            "message_id": keys.column("message_id"),
-            "received_at": keys.column("received_at"),
-            "seq": pa.array(np.arange(n, dtype=np.int64)),
-        }
+    return stats.result(
+        duplicates=int(is_dup.sum()),
+        distinct_user_ids=distinct_ids(scan.keys, "user", ~is_dup),
+        distinct_anonymous_ids=distinct_ids(scan.keys, "anonymous", ~is_dup),
+        rows=pq.ParquetFile(path, filesystem=lake.fs).metadata.num_rows,
+        bytes=lake.fs.get_file_info(path).size,
     )
-    order = pc.sort_indices(
-        table,
-        sort_keys=[("message_id", "ascending"), ("received_at", "ascending"), ("seq", "ascending")],
-    ).to_numpy()
-    sorted_ids = table.column("message_id").take(order)
-    is_first = np.ones(n, dtype=bool)
-    is_first[1:] = ~pc.equal(sorted_ids[1:], sorted_ids[:-1]).to_numpy(zero_copy_only=False)
-    group_start = np.maximum.accumulate(np.where(is_first, np.arange(n), 0))
-    dup_positions = np.flatnonzero(~is_first)
-    result[order[dup_positions]] = order[group_start[dup_positions]]
-    return result
 
 
 @dataclass(frozen=True)
 class _AcceptedStats:
     rows: int
     bytes: int
+    duplicates: int
     by_type: dict[str, int]
     distinct_user_ids: int
     distinct_anonymous_ids: int
@@ -502,32 +474,36 @@ class _AcceptedStats:
     preview: tuple[dict[str, str], ...]
 
 
-def _accepted_stats(lake: Lake, raw_stage: StagedPartition, day: date) -> _AcceptedStats:
-    """Counts read back from the written file, so they describe what was really stored."""
-    path = raw_stage.file(DATA_FILE)
-    parquet = pq.ParquetFile(path, filesystem=lake.fs)
-    table = parquet.read(columns=["type", "user_id", "anonymous_id", "received_at"])
-    by_type = {
-        item["values"]: item["counts"] for item in pc.value_counts(table.column("type")).to_pylist()
-    }
-    received_day = pc.cast(table.column("received_at"), pa.date32())
-    outside = pc.sum(pc.not_equal(received_day, pa.scalar(day, pa.date32()))).as_py() or 0
-    preview: tuple[dict[str, str], ...] = ()
-    if parquet.metadata.num_rows:
-        columns = ["message_id", "type", "event", "user_id", "anonymous_id", "timestamp"]
-        head = parquet.read_row_group(0, columns=columns).slice(0, PREVIEW_ROWS)
-        preview = tuple(
-            {k: "" if v is None else str(v) for k, v in row.items()} for row in head.to_pylist()
+class _StatsCollector:
+    """Counts over the accepted batches as they are written."""
+
+    def __init__(self, day: date) -> None:
+        self.day = pa.scalar(day, pa.date32())
+        self.by_type: Counter[str] = Counter()
+        self.outside = 0
+        self.preview: tuple[dict[str, str], ...] = ()
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Count one written batch."""
+        for item in pc.value_counts(batch.column("type")).to_pylist():
+            self.by_type[item["values"]] += item["counts"]
+        received_day = pc.cast(batch.column("received_at"), pa.date32())
+        self.outside += pc.sum(pc.not_equal(received_day, self.day)).as_py() or 0
+        if len(self.preview) < PREVIEW_ROWS and batch.num_rows:
+            columns = ["message_id", "type", "event", "user_id", "anonymous_id", "timestamp"]
+            head = batch.select(columns).slice(0, PREVIEW_ROWS - len(self.preview)).to_pylist()
+            self.preview += tuple(
+                {k: "" if v is None else str(v) for k, v in row.items()} for row in head
+            )
+
+    def result(self, **counts: int) -> _AcceptedStats:
+        """The collected statistics with the counts known only at the end."""
+        return _AcceptedStats(
+            by_type=dict(sorted(self.by_type.items())),
+            received_outside_day=self.outside,
+            preview=self.preview,
+            **counts,
         )
-    return _AcceptedStats(
-        rows=parquet.metadata.num_rows,
-        bytes=lake.fs.get_file_info(path).size,
-        by_type=dict(sorted(by_type.items())),
-        distinct_user_ids=pc.count_distinct(table.column("user_id")).as_py(),
-        distinct_anonymous_ids=pc.count_distinct(table.column("anonymous_id")).as_py(),
-        received_outside_day=outside,
-        preview=preview,
-    )
 
 
 def _check_accounting(
