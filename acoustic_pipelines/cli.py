@@ -183,7 +183,7 @@ _SHOWN_COUNTS = ("lines_read", "accepted", "rejected", "duplicates", "files", "d
 def _load_config_or_report(path: str | None) -> PipelineConfig | None:
     """Load the config, printing its warnings, or print every problem and return None."""
     try:
-        config = load_config(path if path is not None else settings.config_path())
+        config = load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -200,6 +200,7 @@ def _load_config_or_report(path: str | None) -> PipelineConfig | None:
 
 
 def _run_validate(args: argparse.Namespace) -> int:
+    """`validate [CONFIG]`: errors and warnings on stderr, a summary on stdout; 1 on errors."""
     config = _load_config_or_report(args.config)
     if config is None:
         return 1
@@ -213,6 +214,7 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 def _run_test_mapping(args: argparse.Namespace) -> int:
+    """`test-mapping`: one event (file, stdin or archive) through every mapping of the config."""
     if args.date is not None and not args.message_id:
         print("test-mapping: --date needs --message-id", file=sys.stderr)
         return 2
@@ -232,16 +234,13 @@ def _run_test_mapping(args: argparse.Namespace) -> int:
                 args.date,
                 args.message_id,
             )
-    except MappingTestError as exc:
+    except (MappingTestError, StorageError) as exc:
         print(f"test-mapping: {exc}", file=sys.stderr)
         if args.date is not None:
             print(
                 f"  (the archive is ${settings.ARCHIVE_ENV}, else {settings.DEFAULT_ARCHIVE})",
                 file=sys.stderr,
             )
-        return 1
-    except StorageError as exc:
-        print(f"test-mapping: {exc}", file=sys.stderr)
         return 1
     _print_test_mapping(
         run_test_mapping(config, loaded.event, source=loaded.source), show_all=args.all
@@ -289,7 +288,8 @@ def _print_outcome(outcome: MappingOutcome, *, show_all: bool) -> None:
     row = outcome.row or {}
     print(f"    row ({_plural(len(row), 'column')}):")
     print(_indent(json.dumps(row, indent=2, ensure_ascii=False, default=str), 6))
-    dropped = [key for key in row if key not in set(outcome.delivered_columns)]
+    delivered = set(outcome.delivered_columns)
+    dropped = [key for key in row if key not in delivered]
     if dropped:
         print(f"    not delivered (columns allow-list): {', '.join(dropped)}")
     if outcome.collisions:

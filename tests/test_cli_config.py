@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import yaml
 
 from acoustic_pipelines.cli import main
-from acoustic_pipelines.segment.archive import list_archive_day, read_lines
-from acoustic_pipelines.segment.sample import write_sample_archive
-from acoustic_pipelines.storage import open_location
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "config" / "pipeline.yaml"
-DAY = date(2026, 11, 20)
-
-TRACK_EVENT: dict[str, Any] = {
-    "type": "track",
-    "event": "Order Completed",
-    "messageId": "m-1",
-    "timestamp": "2026-11-20T10:00:00.000Z",
-    "properties": {"email": "ann@example.com", "total": 30},
-}
 
 
 def _write_config(tmp_path: Path, edit: Any = None) -> Path:
@@ -75,14 +61,14 @@ def test_validate_prints_every_error_and_exits_1(
     captured = capsys.readouterr()
     assert captured.out == ""
     errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
-    assert [e.split(": ")[2] for e in errors] == [
+    assert [e.split(": ")[2] for e in errors] == [  # file order: s3_secret is written last
         "destinations.0.customer_prefix",
-        "destinations.0.s3_secret",
         "destinations.0.mappings.1.trigger",
         "destinations.0.mappings.1.mapping",
+        "destinations.0.s3_secret",
     ]
     assert all(e.startswith(f"error: {path}: ") for e in errors)
-    assert "INVALID_CUSTOMER_PREFIX" in errors[0] and "ACOUSTIC_S3_SECRET" in errors[1]
+    assert "INVALID_CUSTOMER_PREFIX" in errors[0] and "ACOUSTIC_S3_SECRET" in errors[3]
     assert "hunter2" not in captured.err
     assert captured.err.splitlines()[-1] == f"{path}: 4 errors, 0 warnings"
 
@@ -111,10 +97,10 @@ def test_validate_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_test_mapping_with_an_event_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], track_event: dict[str, Any]
 ) -> None:
     event = tmp_path / "event.json"
-    event.write_text(json.dumps(TRACK_EVENT))
+    event.write_text(json.dumps(track_event))
     assert main(["test-mapping", "--config", str(DEFAULT_CONFIG), "--event", str(event)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f'event m-1 (track "Order Completed") from {event}\n')
@@ -128,9 +114,9 @@ def test_test_mapping_with_an_event_file(
 
 
 def test_test_mapping_shows_reject_codes_and_reads_stdin(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], track_event: dict[str, Any]
 ) -> None:
-    event = {**TRACK_EVENT, "properties": {"total": 3}}
+    event = {**track_event, "properties": {"total": 3}}
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(json.dumps(event).encode())))
     assert main(["test-mapping", "--config", str(DEFAULT_CONFIG), "--event", "-"]) == 0
     out = capsys.readouterr().out
@@ -154,31 +140,14 @@ def test_test_mapping_no_matching_mapping_and_all(
     assert capsys.readouterr().out.count("mapped payload:") == 2
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("archive")
-    write_sample_archive(open_location(str(root)), DAY, events=200, seed=1)
-    return root
-
-
-def _identify_event(archive: Path) -> tuple[dict[str, Any], str]:
-    location = open_location(str(archive))
-    for file in list_archive_day(location, DAY).files:
-        for number, line in enumerate(read_lines(location, file), start=1):
-            try:
-                event = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(event, dict) and event.get("type") == "identify":
-                return event, f"{file.key} line {number}"
-    raise AssertionError("no identify event in the sample archive")
-
-
 def test_test_mapping_from_the_archive(
-    archive: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sample_archive: Path,
+    archived_identify: tuple[dict[str, Any], str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("ACOUSTIC_PIPELINES_ARCHIVE", str(archive))
-    event, source = _identify_event(archive)
+    monkeypatch.setenv("ACOUSTIC_PIPELINES_ARCHIVE", str(sample_archive))
+    event, source = archived_identify
     args = ["test-mapping", "--config", str(DEFAULT_CONFIG), "--date", "2026-11-20"]
     assert main([*args, "--message-id", event["messageId"]]) == 0
     out = capsys.readouterr().out
@@ -188,13 +157,16 @@ def test_test_mapping_from_the_archive(
 
 
 def test_test_mapping_message_id_not_in_the_archive(
-    archive: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sample_archive: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("ACOUSTIC_PIPELINES_ARCHIVE", str(archive))
+    monkeypatch.setenv("ACOUSTIC_PIPELINES_ARCHIVE", str(sample_archive))
     args = ["test-mapping", "--config", str(DEFAULT_CONFIG), "--date", "2026-11-20"]
     assert main([*args, "--message-id", "nope"]) == 1
     err = capsys.readouterr().err
-    assert f"test-mapping: messageId 'nope' is not in the archive {archive} for 2026-11-20" in err
+    assert (
+        f"test-mapping: messageId 'nope' is not in the archive {sample_archive} for 2026-11-20"
+        in err
+    )
     assert "ACOUSTIC_PIPELINES_ARCHIVE" in err
 
 

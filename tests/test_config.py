@@ -1,5 +1,6 @@
 """The pipeline config file: the default loads, every problem is reported at once with its file and
-dotted path, warnings never fail, secrets are refused, and the YAML presets equal the Python ones."""
+dotted path in file order, warnings never fail, a secret is refused wherever it stands (never
+echoed), and the YAML presets equal the Python ones."""
 
 from __future__ import annotations
 
@@ -27,19 +28,18 @@ from acoustic_pipelines.config import (
     load_config,
     parse_config,
 )
+from acoustic_pipelines.config_secrets import looks_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "config" / "pipeline.yaml"
 FILE = "test.yaml"
 
-TRACK_EVENT: dict[str, Any] = {
-    "type": "track",
-    "event": "Order Completed",
-    "messageId": "m-1",
-    "timestamp": "2026-11-20T10:00:00.000Z",
-    "properties": {"email": "ann@example.com", "total": 30, "products": [{"sku": "A"}]},
-    "context": {"traits": {"email": "other@example.com"}, "locale": "en-US"},
-}
+
+def _with_products_and_context(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with a products array and a context, to see nested keys in the row."""
+    event["properties"]["products"] = [{"sku": "A"}]
+    event["context"] = {"traits": {"email": "other@example.com"}, "locale": "en-US"}
+    return event
 
 
 def _base() -> dict[str, Any]:
@@ -59,7 +59,9 @@ def _base() -> dict[str, Any]:
                     },
                 ],
             }
-        ]
+        ],
+        "signals": {},
+        "exports": {},
     }
 
 
@@ -103,23 +105,26 @@ def test_default_yaml_mappings_equal_the_python_presets() -> None:
     assert loaded[0].mapping.raw == TRACK_DEFAULT and loaded[1].mapping.raw == IDENTIFY_DEFAULT
 
 
-def test_default_config_delivers_a_track_event_out_of_the_box() -> None:
+def test_default_config_delivers_a_track_event_out_of_the_box(track_event: dict[str, Any]) -> None:
     track, identify = load_config(DEFAULT_CONFIG).destinations[0].mappings
-    assert track.matches(TRACK_EVENT) and not identify.matches(TRACK_EVENT)
-    row = build_row(track.apply(TRACK_EVENT))
+    event = _with_products_and_context(track_event)
+    assert track.matches(event) and not identify.matches(event)
+    row = build_row(track.apply(event))
     assert row["uniqueRecipient"] == "ann@example.com"
     assert row["eventSource"] == "track Event"
     assert row["products.0.sku"] == "A" and row["locale"] == "en-US"
 
 
-def test_rules_are_the_enabled_mappings_with_compiled_callables() -> None:
+def test_rules_are_the_enabled_mappings_with_compiled_callables(
+    track_event: dict[str, Any],
+) -> None:
     data = _base()
     data["destinations"][0]["mappings"][1]["enabled"] = False
     destination = _parse(data).destinations[0]
     [rule] = destination.rules
     assert (rule.destination, rule.name, rule.fql) == ("acoustic", "Track Calls", TRACK_TRIGGER)
-    assert rule.matches(TRACK_EVENT) is True
-    assert rule.apply(TRACK_EVENT) == destination.mappings[0].apply(TRACK_EVENT)
+    assert rule.matches(track_event) is True
+    assert rule.apply(track_event) == destination.mappings[0].apply(track_event)
 
 
 def test_config_path_follows_the_environment(
@@ -149,7 +154,7 @@ def test_model_dump_round_trips_to_an_equal_config() -> None:
     assert PipelineConfig.model_validate(dumped) == config
 
 
-def test_structured_trigger_compiles_to_segments_fql() -> None:
+def test_structured_trigger_compiles_to_segments_fql(track_event: dict[str, Any]) -> None:
     data = _base()
     data["destinations"][0]["mappings"][0]["trigger"] = {
         "match": "all",
@@ -161,9 +166,9 @@ def test_structured_trigger_compiles_to_segments_fql() -> None:
     mapping = _parse(data).destinations[0].mappings[0]
     assert mapping.trigger.is_structured
     assert mapping.trigger.fql == 'event = "Order Completed" and properties.total > 25'
-    assert mapping.matches(TRACK_EVENT) is True
-    assert mapping.matches({**TRACK_EVENT, "properties": {"total": 20}}) is False
-    assert compile_trigger(mapping.trigger.fql)(TRACK_EVENT) is True
+    assert mapping.matches(track_event) is True
+    assert mapping.matches({**track_event, "properties": {"total": 20}}) is False
+    assert compile_trigger(mapping.trigger.fql)(track_event) is True
 
 
 def test_yaml_dates_stay_text() -> None:
@@ -176,11 +181,11 @@ def test_yaml_dates_stay_text() -> None:
     assert mapping.mapping.raw["timestamp"] == "2026-11-20"
 
 
-def test_select_columns_keeps_headers_and_allow_listed_keys() -> None:
+def test_select_columns_keeps_headers_and_allow_listed_keys(track_event: dict[str, Any]) -> None:
     data = _base()
     data["destinations"][0]["columns"] = ["total", "products.0.sku"]
     destination = _parse(data).destinations[0]
-    row = build_row(destination.mappings[0].apply(TRACK_EVENT))
+    row = build_row(destination.mappings[0].apply(_with_products_and_context(track_event)))
     assert list(destination.select_columns(row)) == [
         "uniqueRecipient",
         "eventSource",
@@ -375,13 +380,115 @@ def test_cross_checks_still_apply_when_the_model_is_built_directly() -> None:
         PipelineConfig.model_validate(data)
 
 
-@pytest.mark.parametrize("key", ["s3_access_key", "s3_secret"])
-def test_secrets_are_refused_and_never_echoed(key: str) -> None:
-    data = _set(f"{D0}.{key}", "hunter2-do-not-print")
+# --- secrets: refused anywhere in the file, never echoed -------------------------------------
+
+SECRET = "hunter2-do-not-print"
+
+
+@pytest.mark.parametrize("key", ["s3_access_key", "s3_secret", "aws_secret_access_key"])
+def test_a_destination_secret_names_the_s3_environment_variables(key: str) -> None:
+    [problem] = _problems(_set(f"{D0}.{key}", SECRET))
+    assert problem == (
+        f"{FILE}: {D0}.{key}: `{key}` looks like a secret, and secrets never go in the config "
+        "file: remove it and set the environment variables ACOUSTIC_S3_ACCESS_KEY and "
+        "ACOUSTIC_S3_SECRET"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("signals.app_key", SECRET),
+        ("signals.rules", [{"name": "orders", "appKeyValue": SECRET}]),
+        ("exports.sftp", {"host": "sftp.example.com", "password": SECRET}),
+        ("exports.sftp", {"private_key_path": "/home/me/.ssh/id_ed25519"}),
+        ("signals.api_key", 12345),
+        ("signals.tokens", [SECRET]),
+        ("api_key", SECRET),
+        (f"{M0}.mapping", {**TRACK_DEFAULT, "key_value_pairs": {"x-api-key": SECRET}}),
+    ],
+)
+def test_a_secret_anywhere_is_refused_with_its_dotted_path(path: str, value: Any) -> None:
+    problems = _problems(_set(path, value))
+    assert len(problems) == 1, problems
+    [problem] = problems
+    secret_path = problem.split(": ")[1]
+    assert secret_path.startswith(path + ".") or secret_path == path
+    assert "looks like a secret, and secrets never go in the config file" in problem
+    assert SECRET not in problem and "12345" not in problem and "id_ed25519" not in problem
+
+
+def test_a_secret_outside_destinations_names_an_environment_variable_instead() -> None:
+    [problem] = _problems(_set("signals.rules", [{"app_key": SECRET}]))
+    assert problem == (
+        f"{FILE}: signals.rules.0.app_key: `app_key` looks like a secret, and secrets never go in "
+        "the config file: set an environment variable and name it here instead, e.g. "
+        "`app_key_env: ACOUSTIC_APP_KEY`"
+    )
+
+
+def test_a_secret_in_a_mapping_says_to_take_it_from_the_event() -> None:
+    data = _set(f"{M0}.mapping", {**TRACK_DEFAULT, "properties": {"password": SECRET}})
     [problem] = _problems(data)
-    assert problem.startswith(f"{FILE}: {D0}.{key}: `{key}` is a secret")
-    assert "ACOUSTIC_S3_ACCESS_KEY" in problem and "ACOUSTIC_S3_SECRET" in problem
-    assert "hunter2" not in problem
+    assert problem.startswith(f"{FILE}: {M0}.mapping.properties.password: `password` looks like")
+    assert problem.endswith(
+        'take it from the event ({"@path": "$.properties.password"}) or leave it out'
+    )
+
+
+def test_keys_naming_an_environment_variable_and_non_literals_are_allowed() -> None:
+    data = _set("signals", {"app_key_env": "ACOUSTIC_APP_KEY", "subscription": "pro"})
+    data["exports"] = {
+        "sftp": {"credentials": {"user": "me", "password_env": "SFTP_PASSWORD"}},
+        "api_key_required": True,  # a boolean is no secret
+        "secret": None,
+    }
+    data["destinations"][0]["mappings"][0]["mapping"] = {
+        **TRACK_DEFAULT,
+        "key_value_pairs": {"api_key": {"@path": "$.context.api_key"}},  # data from the event
+    }
+    config = _parse(data)
+    assert config.signals == {"app_key_env": "ACOUSTIC_APP_KEY", "subscription": "pro"}
+
+
+def test_an_environment_variable_key_must_hold_a_variable_name() -> None:
+    [problem] = _problems(_set("signals.appKeyEnv", "sk live " + SECRET))
+    assert problem.startswith(
+        f"{FILE}: signals.appKeyEnv: `appKeyEnv` names the environment variable that holds a "
+        "secret; expected a variable name such as ACOUSTIC_APP_KEY"
+    )
+    assert SECRET not in problem
+
+
+def test_secrets_are_refused_when_the_model_is_built_directly() -> None:
+    data = _set("exports", {"sftp": {"password": SECRET}})
+    with pytest.raises(
+        ValueError, match=r"exports\.sftp\.password: `password` looks like a secret"
+    ):
+        PipelineConfig.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("s3_secret", True),
+        ("apiKey", True),
+        ("APIKey", True),
+        ("x-api-key", True),
+        ("app_key_value", True),
+        ("aws_access_key_id", True),
+        ("sftp_password", True),
+        ("refresh_token", True),
+        ("private_key_path", True),
+        ("customer_prefix", False),
+        ("access_point_alias", False),
+        ("host_key", False),
+        ("keyboard", False),
+        ("name", False),
+    ],
+)
+def test_which_keys_look_secret(key: str, secret: bool) -> None:
+    assert looks_secret(key) is secret
 
 
 def test_every_problem_is_reported_at_once_in_file_order() -> None:
@@ -399,11 +506,11 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
     problems = _problems(data)
     assert [p.split(": ")[1] for p in problems] == [
         "destinations.0.customer_prefix",
-        "destinations.0.s3_secret",
         "destinations.0.mappings.0.trigger",
         "destinations.0.mappings.0.mapping",
-        "destinations.0.mappings.1.trigger.conditions.0",
         "destinations.0.mappings.1.name",
+        "destinations.0.mappings.1.trigger.conditions.0",
+        "destinations.0.s3_secret",  # written after `mappings`
         "destinations.1.name",
         "destinations.1.customer_prefix",
         "destinations.1.access_point_alias",

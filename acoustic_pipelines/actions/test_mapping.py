@@ -191,7 +191,11 @@ def find_archived_event(archive: Location, day: date, message_id: str) -> Loaded
 def run_test_mapping(
     config: PipelineConfig, event: dict[str, Any], *, source: str = "event"
 ) -> MappingTestResult:
-    """Run one event through every destination and mapping of the config; sends nothing."""
+    """Run one event through every destination and mapping of the config; sends nothing.
+
+    Raises:
+        MappingTestError: the event is not a JSON object.
+    """
     if not isinstance(event, dict):
         raise MappingTestError(f"{source}: an event is a JSON object; got {type(event).__name__}")
     return MappingTestResult(

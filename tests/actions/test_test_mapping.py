@@ -9,7 +9,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from acoustic_pipelines.actions.acoustic import (
@@ -25,20 +24,10 @@ from acoustic_pipelines.actions.test_mapping import (
     run_test_mapping,
 )
 from acoustic_pipelines.config import PipelineConfig, load_config
-from acoustic_pipelines.segment.archive import list_archive_day, read_lines
-from acoustic_pipelines.segment.sample import write_sample_archive
 from acoustic_pipelines.storage import open_location
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2026, 11, 20)
-
-TRACK_EVENT: dict[str, Any] = {
-    "type": "track",
-    "event": "Order Completed",
-    "messageId": "m-1",
-    "timestamp": "2026-11-20T10:00:00.000Z",
-    "properties": {"email": "ann@example.com", "total": 30},
-}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +49,10 @@ def _config(**destination: Any) -> PipelineConfig:
     return PipelineConfig.model_validate({"destinations": [data]})
 
 
-def test_a_matching_track_event_gives_its_payload_and_row(config: PipelineConfig) -> None:
-    result = run_test_mapping(config, TRACK_EVENT, source="event.json")
+def test_a_matching_track_event_gives_its_payload_and_row(
+    config: PipelineConfig, track_event: dict[str, Any]
+) -> None:
+    result = run_test_mapping(config, track_event, source="event.json")
     [destination] = result.destinations
     track, identify = destination.outcomes
     assert (track.name, track.trigger, track.matched, track.enabled) == (
@@ -89,8 +80,10 @@ def test_a_matching_track_event_gives_its_payload_and_row(config: PipelineConfig
     assert result.rows == 1 and result.source == "event.json"
 
 
-def test_a_reject_carries_the_acoustic_code(config: PipelineConfig) -> None:
-    event = {**TRACK_EVENT, "properties": {"total": 30}}
+def test_a_reject_carries_the_acoustic_code(
+    config: PipelineConfig, track_event: dict[str, Any]
+) -> None:
+    event = {**track_event, "properties": {"total": 30}}
     track = run_test_mapping(config, event).destinations[0].outcomes[0]
     assert track.matched and track.row is None and not track.delivered
     assert track.reject_code == INVALID_EVENT_HAS_NO_UNIQUERECIPIENTID
@@ -110,7 +103,7 @@ def test_an_event_no_mapping_matches_is_no_matching_mapping(config: PipelineConf
     assert all(o.payload == {"type": "page"} for o in destination.outcomes)
 
 
-def test_a_disabled_mapping_is_evaluated_but_not_delivered() -> None:
+def test_a_disabled_mapping_is_evaluated_but_not_delivered(track_event: dict[str, Any]) -> None:
     config = _config(
         mappings=[
             {
@@ -121,24 +114,26 @@ def test_a_disabled_mapping_is_evaluated_but_not_delivered() -> None:
             }
         ]
     )
-    [outcome] = run_test_mapping(config, TRACK_EVENT).destinations[0].outcomes
+    [outcome] = run_test_mapping(config, track_event).destinations[0].outcomes
     assert outcome.matched and outcome.row is not None and not outcome.enabled
     assert not outcome.delivered
-    assert run_test_mapping(config, TRACK_EVENT).destinations[0].no_matching_mapping
+    assert run_test_mapping(config, track_event).destinations[0].no_matching_mapping
 
 
-def test_the_columns_allow_list_is_reported() -> None:
+def test_the_columns_allow_list_is_reported(track_event: dict[str, Any]) -> None:
     config = _config(columns=["total"])
-    track = run_test_mapping(config, TRACK_EVENT).destinations[0].outcomes[0]
+    track = run_test_mapping(config, track_event).destinations[0].outcomes[0]
     assert track.delivered_columns == ("uniqueRecipient", "eventSource", "timestamp", "total")
     assert "email" in (track.row or {})
 
 
-def test_a_trigger_that_fails_on_the_event_is_an_error_not_a_crash() -> None:
+def test_a_trigger_that_fails_on_the_event_is_an_error_not_a_crash(
+    track_event: dict[str, Any],
+) -> None:
     config = _config(
         mappings=[{"name": "odd", "trigger": 'type = "x" or ()', "mapping": TRACK_DEFAULT}]
     )
-    [outcome] = run_test_mapping(config, TRACK_EVENT).destinations[0].outcomes
+    [outcome] = run_test_mapping(config, track_event).destinations[0].outcomes
     assert outcome.error is not None and outcome.error.startswith("the trigger failed: ")
     assert "empty group" in outcome.error and not outcome.delivered
 
@@ -151,12 +146,12 @@ def test_a_non_object_event_is_refused(config: PipelineConfig) -> None:
 # --- loading the event -------------------------------------------------------------------------
 
 
-def test_read_event_from_a_file_and_from_stdin(tmp_path: Path) -> None:
+def test_read_event_from_a_file_and_from_stdin(tmp_path: Path, track_event: dict[str, Any]) -> None:
     path = tmp_path / "event.json"
-    path.write_text(json.dumps(TRACK_EVENT))
-    assert read_event(path) == LoadedEvent(event=TRACK_EVENT, source=str(path))
-    stdin = io.BytesIO(json.dumps(TRACK_EVENT).encode())
-    assert read_event("-", stdin=stdin) == LoadedEvent(event=TRACK_EVENT, source="stdin")
+    path.write_text(json.dumps(track_event))
+    assert read_event(path) == LoadedEvent(event=track_event, source=str(path))
+    stdin = io.BytesIO(json.dumps(track_event).encode())
+    assert read_event("-", stdin=stdin) == LoadedEvent(event=track_event, source="stdin")
 
 
 @pytest.mark.parametrize(
@@ -181,43 +176,26 @@ def test_read_event_names_a_missing_file(tmp_path: Path) -> None:
         read_event(tmp_path / "nope.json")
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("archive")
-    write_sample_archive(open_location(str(root)), DAY, events=200, seed=1)
-    return str(root)
-
-
-def _archived(archive: str, kind: str) -> tuple[dict[str, Any], str, int]:
-    """The first event of a type in the archive, with its file key and line number."""
-    location = open_location(archive)
-    for file in list_archive_day(location, DAY).files:
-        for number, line in enumerate(read_lines(location, file), start=1):
-            try:
-                event = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(event, dict) and event.get("type") == kind:
-                return event, file.key, number
-    raise AssertionError(f"no {kind} event in the sample archive")
-
-
-def test_find_archived_event_by_message_id(archive: str, config: PipelineConfig) -> None:
-    event, key, number = _archived(archive, "identify")
-    loaded = find_archived_event(open_location(archive), DAY, event["messageId"])
-    assert loaded == LoadedEvent(event=event, source=f"{key} line {number}")
+def test_find_archived_event_by_message_id(
+    sample_archive: Path, archived_identify: tuple[dict[str, Any], str], config: PipelineConfig
+) -> None:
+    event, source = archived_identify
+    loaded = find_archived_event(open_location(str(sample_archive)), DAY, event["messageId"])
+    assert loaded == LoadedEvent(event=event, source=source)
     identify = run_test_mapping(config, loaded.event).destinations[0].outcomes[1]
     assert identify.matched and identify.delivered
 
 
-def test_find_archived_event_reports_what_was_searched(archive: str) -> None:
+def test_find_archived_event_reports_what_was_searched(sample_archive: Path) -> None:
     with pytest.raises(MappingTestError) as caught:
-        find_archived_event(open_location(archive), DAY, "no-such-id")
+        find_archived_event(open_location(str(sample_archive)), DAY, "no-such-id")
     message = str(caught.value)
-    assert message.startswith(f"messageId 'no-such-id' is not in the archive {archive} for {DAY}")
+    assert message.startswith(
+        f"messageId 'no-such-id' is not in the archive {sample_archive} for {DAY}"
+    )
     assert "200 lines searched" in message
 
 
-def test_find_archived_event_on_a_day_without_files(archive: str) -> None:
+def test_find_archived_event_on_a_day_without_files(sample_archive: Path) -> None:
     with pytest.raises(MappingTestError, match="has no files for 2026-11-21"):
-        find_archived_event(open_location(archive), date(2026, 11, 21), "x")
+        find_archived_event(open_location(str(sample_archive)), date(2026, 11, 21), "x")
