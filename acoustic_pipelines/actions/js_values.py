@@ -5,11 +5,15 @@ JavaScript's rules rather than Python's: which values are falsy, how `String()` 
 `JSON.stringify()` write numbers, the order object keys come out in, and that string
 lengths and indexes count UTF-16 code units. Values here are what `json.loads` produces,
 plus `UNDEFINED` for JavaScript's `undefined` (a value that is absent rather than null).
+
+Both engines use these helpers: the mapping engine (`mapping_*.py`) and the FQL trigger
+engine (`fql_*.py`, `trigger_*.py`), so a JavaScript rule is written once.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from decimal import Decimal
 from functools import lru_cache
@@ -19,6 +23,9 @@ MAX_SAFE_INTEGER: Final = 2**53
 _MAX_ARRAY_INDEX: Final = 2**32 - 2
 _ARRAY_INDEX = re.compile(r"(?:0|[1-9][0-9]*)\Z")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# StringToNumber (ECMA-262) accepts these after trimming; anything else is NaN.
+_DECIMAL_LITERAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_RADIX_LITERAL = re.compile(r"0([xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)")
 # WhiteSpace and LineTerminator code points removed by String.prototype.trim().
 _JS_WHITESPACE: Final = (
     "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
@@ -94,6 +101,17 @@ def js_truthy(value: Any) -> bool:
         return value != 0
     if kind is float:
         return value == value and value != 0
+    if kind is dict or kind is list:
+        return True
+    return _subclass_truthy(value)
+
+
+def _subclass_truthy(value: Any) -> bool:
+    """Truthiness of a str/int/float subclass (StrEnum, numpy.float64): as its base type."""
+    if isinstance(value, str):
+        return value != ""
+    if isinstance(value, int | float):
+        return value == value and value != 0
     return True
 
 
@@ -127,6 +145,51 @@ def _int_to_double(number: int) -> float:
         return float(number)
     except OverflowError:
         return float("inf") if number > 0 else float("-inf")
+
+
+def js_int_as_double(number: int) -> int | float:
+    """Return an integer as JavaScript holds it: unchanged up to 2**53, else the nearest double."""
+    if -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
+        return number
+    return _int_to_double(number)
+
+
+def is_decimal_literal(text: str) -> bool:
+    """Return True for decimal number text ("12", "-1.5e3", ".5", "5."; not "Infinity", "0x1")."""
+    return _DECIMAL_LITERAL.fullmatch(text) is not None
+
+
+def js_string_to_number(text: str) -> float:
+    """Convert as JavaScript's `Number(text)` does: "" is 0, hex/octal/binary, "Infinity", NaN."""
+    text = js_trim(text)
+    if not text:
+        return 0.0
+    if is_decimal_literal(text):
+        return float(text)
+    if text in ("Infinity", "+Infinity"):
+        return math.inf
+    if text == "-Infinity":
+        return -math.inf
+    if _RADIX_LITERAL.fullmatch(text):
+        return float(js_int_as_double(int(text, 0)))
+    return math.nan
+
+
+def js_to_number(value: Any) -> float:
+    """Convert as JavaScript's `Number(value)` does (null is 0, undefined and objects are NaN)."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int):
+        return float(js_int_as_double(value))
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        return js_string_to_number(value)
+    if value is None:
+        return 0.0
+    if isinstance(value, list):
+        return js_string_to_number(js_to_string(value))
+    return math.nan
 
 
 def _place_decimal_point(digits: str, point: int) -> str:
@@ -201,15 +264,56 @@ def js_length(text: str) -> int:
     return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
 
 
-def js_code_units(text: str) -> list[str]:
-    """Split a string into its UTF-16 code units, as JavaScript indexes it."""
-    if all(ord(char) <= 0xFFFF for char in text):
-        return list(text)
+def js_utf16_units(text: str) -> str:
+    """Return the text as JavaScript holds it: characters above U+FFFF split into surrogates."""
+    if text.isascii() or all(ord(char) <= 0xFFFF for char in text):
+        return text
     encoded = text.encode("utf-16-le", "surrogatepass")
-    return [
+    return "".join(
         encoded[index : index + 2].decode("utf-16-le", "surrogatepass")
         for index in range(0, len(encoded), 2)
-    ]
+    )
+
+
+def js_from_utf16_units(units: str) -> str:
+    """Inverse of `js_utf16_units`: join surrogate pairs into characters, keep lone halves."""
+    return units.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+def js_code_units(text: str) -> list[str]:
+    """Split a string into its UTF-16 code units, as JavaScript indexes it."""
+    return list(js_utf16_units(text))
+
+
+def js_slice(text: str, start: int, stop: int | None = None) -> str:
+    """Return JavaScript's `text.slice(start, stop)`: indexes count UTF-16 code units."""
+    return js_from_utf16_units(js_utf16_units(text)[start:stop])
+
+
+def has_surrogate(text: str) -> bool:
+    """Return True when the text holds a lone UTF-16 surrogate (e.g. after `js_slice`)."""
+    return _SURROGATE.search(text) is not None
+
+
+def js_string_property(text: str, key: str) -> Any:
+    """Read `text[key]` for a string: `length` or one UTF-16 code unit, else undefined."""
+    if key == "length":
+        return js_length(text)
+    if not is_array_index(key):
+        return UNDEFINED
+    units = js_utf16_units(text)
+    index = int(key)
+    return units[index] if index < len(units) else UNDEFINED
+
+
+def js_array_property(items: list[Any], key: str) -> Any:
+    """Read `items[key]` for an array: `length` or an element, else undefined."""
+    if key == "length":
+        return len(items)
+    if not is_array_index(key):
+        return UNDEFINED
+    index = int(key)
+    return items[index] if index < len(items) else UNDEFINED
 
 
 def js_get_property(value: Any, key: str) -> Any:
@@ -217,14 +321,10 @@ def js_get_property(value: Any, key: str) -> Any:
     kind = type(value)
     if kind is dict:
         return value.get(key, UNDEFINED)
-    if kind is list or kind is str:
-        if key == "length":
-            return len(value) if kind is list else js_length(value)
-        if not is_array_index(key):
-            return UNDEFINED
-        items = value if kind is list else js_code_units(value)
-        index = int(key)
-        return items[index] if index < len(items) else UNDEFINED
+    if kind is list:
+        return js_array_property(value, key)
+    if kind is str:
+        return js_string_property(value, key)
     return UNDEFINED
 
 

@@ -34,7 +34,7 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from acoustic_pipelines.actions import triggers
+from acoustic_pipelines.actions import fql_lexer, triggers
 from acoustic_pipelines.actions.triggers import (
     Condition,
     ConditionGroup,
@@ -364,13 +364,13 @@ def test_non_string_trigger_is_a_syntax_error() -> None:
 
 def test_evaluation_does_no_parsing_and_matches_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     lexed: list[str] = []
-    real_lex = triggers._Lexer.lex
+    real_lex = fql_lexer.Lexer.lex
 
-    def counting_lex(self: triggers._Lexer) -> list[Any]:
+    def counting_lex(self: fql_lexer.Lexer) -> list[Any]:
         lexed.append(self.units)
         return real_lex(self)
 
-    monkeypatch.setattr(triggers._Lexer, "lex", counting_lex)
+    monkeypatch.setattr(fql_lexer.Lexer, "lex", counting_lex)
     # A text no other test compiled, so matches() cannot find it in its cache yet.
     fql = f'type = "track" and properties.total > 50 and userId != "{uuid.uuid4()}"'
     predicate = compile_trigger(fql)
