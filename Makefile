@@ -23,7 +23,7 @@ test: $(STAMP)  ## set up, then run the whole test suite
 	$(BIN)/python -m pytest
 
 dev: $(STAMP) | $(DAGSTER_HOME)  ## open the Dagster UI on this code location
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/acoustic-pipelines sandbox -- $(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP)  ## throughput and memory figures (by hand, not part of the tests)
 	$(BIN)/python benchmarks/bench_raw_events.py

@@ -1,6 +1,7 @@
 """The `acoustic-pipelines` command: `sample` writes a Segment archive, `demo` runs the daily pipeline.
 
-`validate` checks a pipeline config file and `test-mapping` runs one event through its mappings.
+`validate` checks a pipeline config file, `test-mapping` runs one event through its mappings and
+`sandbox` serves the local stand-ins of the remote services (optionally around another command).
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ import argparse
 import json
 import logging
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack, suppress
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -24,6 +28,7 @@ from acoustic_pipelines.actions.test_mapping import (
     run_test_mapping,
 )
 from acoustic_pipelines.config import ConfigError, PipelineConfig, load_config
+from acoustic_pipelines.sandbox.environment import sandbox_environment, uses_real_acoustic_s3
 from acoustic_pipelines.segment.sample import SampleSummary, write_sample_archive
 from acoustic_pipelines.storage import StorageError, open_location
 
@@ -98,6 +103,17 @@ def _parser() -> argparse.ArgumentParser:
         help="also show payload and row for mappings whose trigger does not match",
     )
     test_mapping.set_defaults(run=_run_test_mapping)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="serve the local stand-ins (S3 access point) on 127.0.0.1, around COMMAND if given",
+    )
+    sandbox.add_argument("--config", default=None, help=config_help)
+    sandbox.add_argument("--s3-port", type=int, default=0, help="default: a free port")
+    sandbox.add_argument(
+        "command", nargs=argparse.REMAINDER, help="run this with the sandbox's environment set"
+    )
+    sandbox.set_defaults(run=_run_sandbox)
     return parser
 
 
@@ -144,6 +160,18 @@ def _run_demo(args: argparse.Namespace) -> int:
         bad_rate=args.bad_rate,
     )
     _print_sample(summary)
+    config = _load_config_or_report(None)
+    if config is None:
+        return 1
+    with ExitStack() as stack:
+        if not uses_real_acoustic_s3():
+            os.environ.update(stack.enter_context(sandbox_environment(config)))
+            print(f"S3 sandbox: {os.environ[settings.ACOUSTIC_S3_ENDPOINT_ENV]}")
+        return _materialize_day(dg, defs, day)
+
+
+def _materialize_day(dg: Any, defs: Any, day: date) -> int:
+    """Run every asset of the code location for one day, in process; print outputs and checks."""
     instance = (
         dg.DagsterInstance.get()
         if os.environ.get("DAGSTER_HOME")
@@ -160,6 +188,23 @@ def _run_demo(args: argparse.Namespace) -> int:
     if not result.success:
         print(f"demo run {result.run_id} failed; see the logs above", file=sys.stderr)
         return 1
+    return 0
+
+
+def _run_sandbox(args: argparse.Namespace) -> int:
+    """`sandbox [-- COMMAND]`: serve until interrupted, or for as long as COMMAND runs."""
+    config = _load_config_or_report(args.config)
+    if config is None:
+        return 1
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    with sandbox_environment(config, s3_port=args.s3_port) as environment:
+        if command:
+            return subprocess.call(command, env={**os.environ, **environment})
+        for name, value in environment.items():
+            print(f"export {name}={value}")
+        print("sandbox running on 127.0.0.1; Ctrl-C stops it", flush=True)
+        with suppress(KeyboardInterrupt):
+            signal.pause()
     return 0
 
 

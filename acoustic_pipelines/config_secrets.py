@@ -18,11 +18,13 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+from acoustic_pipelines import settings
+
 __all__ = ["S3_ACCESS_KEY_ENV", "S3_SECRET_ENV", "looks_secret", "secret_problems"]
 
 #: Environment variables the S3 keys of a destination come from (never the config file).
-S3_ACCESS_KEY_ENV: Final = "ACOUSTIC_S3_ACCESS_KEY"
-S3_SECRET_ENV: Final = "ACOUSTIC_S3_SECRET"
+S3_ACCESS_KEY_ENV: Final = settings.ACOUSTIC_S3_ACCESS_KEY_ENV
+S3_SECRET_ENV: Final = settings.ACOUSTIC_S3_SECRET_ENV
 
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

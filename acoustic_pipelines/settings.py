@@ -12,6 +12,10 @@ LAKE_ENV: Final = "ACOUSTIC_PIPELINES_LAKE"
 START_DATE_ENV: Final = "ACOUSTIC_PIPELINES_START_DATE"
 S3_ENDPOINT_ENV: Final = "ACOUSTIC_PIPELINES_S3_ENDPOINT_URL"
 CONFIG_ENV: Final = "ACOUSTIC_PIPELINES_CONFIG"
+# Acoustic's S3 access point: the keys are secrets, read by the resource through dagster.EnvVar.
+ACOUSTIC_S3_ACCESS_KEY_ENV: Final = "ACOUSTIC_S3_ACCESS_KEY"
+ACOUSTIC_S3_SECRET_ENV: Final = "ACOUSTIC_S3_SECRET"
+ACOUSTIC_S3_ENDPOINT_ENV: Final = "ACOUSTIC_S3_ENDPOINT_URL"
 
 DEFAULT_ARCHIVE: Final = "./sample-archive"
 DEFAULT_LAKE: Final = "./lake"
@@ -36,6 +40,11 @@ def lake_location() -> str:
 def s3_endpoint_url() -> str | None:
     """A non-AWS S3 endpoint for s3:// archive and lake locations (unset means AWS)."""
     return os.environ.get(S3_ENDPOINT_ENV) or None
+
+
+def acoustic_s3_endpoint_url() -> str | None:
+    """A non-AWS endpoint for Acoustic's S3 access point (e.g. the sandbox); unset means AWS."""
+    return os.environ.get(ACOUSTIC_S3_ENDPOINT_ENV) or None
 
 
 def config_path() -> Path:

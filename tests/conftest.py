@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import socket
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -15,6 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
+
+from acoustic_pipelines.sandbox.s3 import serve_s3
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -36,24 +37,11 @@ def conformance_dir() -> Path:
     return CONFORMANCE
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on 127.0.0.1, spoken to over HTTP like any S3 endpoint."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    """The project's S3 sandbox (moto's server) on 127.0.0.1, spoken to over HTTP like any S3."""
+    with serve_s3() as sandbox:
+        yield sandbox.endpoint_url
 
 
 @pytest.fixture
