@@ -215,14 +215,24 @@ def _print_outputs(result: Any) -> None:
         metadata = {key: value.value for key, value in materialization.metadata.items()}
         print(f"  {materialization.asset_key.to_user_string()} [{materialization.partition}]")
         for key, value in metadata.items():
-            if key.endswith("_path") or key in _SHOWN_COUNTS:
+            if key.endswith(("_path", "/manifest")) or key in _SHOWN_COUNTS:
                 print(f"    {key}: {value:,}" if isinstance(value, int) else f"    {key}: {value}")
     for evaluation in result.get_asset_check_evaluations():
         status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
         print(f"  check {evaluation.asset_key.to_user_string()}:{evaluation.check_name}: {status}")
 
 
-_SHOWN_COUNTS = ("lines_read", "accepted", "rejected", "duplicates", "files", "distinct_user_ids")
+_SHOWN_COUNTS = (
+    "lines_read",
+    "accepted",
+    "rejected",
+    "duplicates",
+    "files",
+    "distinct_user_ids",
+    "events",
+    "rows",
+    "bytes",
+)
 
 
 def _load_config_or_report(path: str | None) -> PipelineConfig | None:

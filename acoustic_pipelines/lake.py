@@ -7,6 +7,10 @@ starting with `_` or `.` (pyarrow's default), and a partition only counts as pre
 - local folder: the staged folder (marker included) replaces the old one by two renames;
 - S3 (no rename): the old marker is deleted first, old files removed, staged files moved in,
   then the marker is written last.
+
+A partition may hold sub-folders, one dataset each (`date=…/destination=NAME/part-….parquet`):
+create one with `Lake.stage_subfolder`, list them with `Lake.subfolders` and read one with
+`read_partition(dataset, day, subpath=...)`. Both swaps move sub-folders with the partition.
 """
 
 from __future__ import annotations
@@ -64,9 +68,10 @@ class Lake:
         """The folder of one day of a dataset: `<root>/<dataset>/date=YYYY-MM-DD`."""
         return self.location.path(dataset, f"date={day.isoformat()}")
 
-    def partition_uri(self, dataset: str, day: date) -> str:
-        """The user-facing URI of a partition folder."""
-        return self.location.uri_of(self.partition_path(dataset, day))
+    def partition_uri(self, dataset: str, day: date, subpath: str | None = None) -> str:
+        """The user-facing URI of a partition folder, or of one of its sub-folders."""
+        path = self.partition_path(dataset, day)
+        return self.location.uri_of(f"{path}/{_checked_subpath(subpath)}" if subpath else path)
 
     @contextmanager
     def stage(self, dataset: str, day: date) -> Iterator[StagedPartition]:
@@ -79,6 +84,12 @@ class Lake:
             yield staged
         finally:
             _delete_dir_quietly(self.fs, path)
+
+    def stage_subfolder(self, staged: StagedPartition, subpath: str) -> str:
+        """Create a sub-folder (e.g. `destination=acoustic`) inside a staged partition; its path."""
+        path = staged.file(_checked_subpath(subpath))
+        self.fs.create_dir(path, recursive=True)
+        return path
 
     def commit(self, staged: StagedPartition, summary: dict[str, Any]) -> str:
         """Swap a staged partition in place of the current one; `summary` goes into `_SUCCESS`."""
@@ -104,10 +115,12 @@ class Lake:
     def _swap_by_objects(self, staged: StagedPartition, final: str, marker: bytes) -> None:
         if self.has_partition_marker(final):
             self.fs.delete_file(f"{final}/{SUCCESS_MARKER}")
-        for info in _files(self.fs, final):
-            self.fs.delete_file(info.path)
-        for info in _files(self.fs, staged.path):
-            self.fs.move(info.path, f"{final}/{info.base_name}")
+        # Recursive: sub-folders of the old partition (and S3's empty folder markers) go too.
+        if self.fs.get_file_info(final).type == pafs.FileType.Directory:
+            self.fs.delete_dir_contents(final, missing_dir_ok=True)
+        start = len(staged.path) + 1
+        for info in _files(self.fs, staged.path, recursive=True):
+            self.fs.move(info.path, f"{final}/{info.path[start:]}")
         _write_bytes(self.fs, f"{final}/{SUCCESS_MARKER}", marker)
 
     def has_partition_marker(self, partition_path: str) -> bool:
@@ -125,15 +138,39 @@ class Lake:
         with self.fs.open_input_stream(f"{path}/{SUCCESS_MARKER}") as stream:
             return json.loads(stream.read())
 
-    def parquet_files(self, dataset: str, day: date) -> list[str]:
-        """The Parquet files of a committed partition, sorted."""
+    def parquet_files(self, dataset: str, day: date, subpath: str | None = None) -> list[str]:
+        """The Parquet files of a committed partition (or of one sub-folder of it), sorted.
+
+        Raises:
+            PartitionNotFound: the partition is not committed, or has no such sub-folder.
+        """
         self.summary(dataset, day)  # raises unless committed
         path = self.partition_path(dataset, day)
-        return sorted(i.path for i in _files(self.fs, path) if i.path.endswith(".parquet"))
+        if subpath is None:
+            return sorted(i.path for i in _files(self.fs, path) if i.path.endswith(".parquet"))
+        folder = f"{path}/{_checked_subpath(subpath)}"
+        files = sorted(i.path for i in _files(self.fs, folder) if i.path.endswith(".parquet"))
+        if not files:
+            known = ", ".join(self.subfolders(dataset, day)) or "none"
+            raise PartitionNotFound(
+                f"{self.location.uri_of(folder)} holds no Parquet file (sub-folders: {known})"
+            )
+        return files
 
-    def read_partition(self, dataset: str, day: date) -> pads.Dataset:
-        """A pyarrow dataset over one committed partition."""
-        return pads.dataset(self.parquet_files(dataset, day), filesystem=self.fs, format="parquet")
+    def read_partition(
+        self, dataset: str, day: date, *, subpath: str | None = None
+    ) -> pads.Dataset:
+        """A pyarrow dataset over one committed partition, or over one of its sub-folders."""
+        files = self.parquet_files(dataset, day, subpath)
+        return pads.dataset(files, filesystem=self.fs, format="parquet")
+
+    def subfolders(self, dataset: str, day: date) -> list[str]:
+        """The sub-folders of a committed partition that hold files (`destination=NAME`), sorted."""
+        self.summary(dataset, day)  # raises unless committed
+        path = self.partition_path(dataset, day)
+        start = len(path) + 1
+        nested = (i.path[start:] for i in _files(self.fs, path, recursive=True))
+        return sorted({p.split("/", 1)[0] for p in nested if "/" in p})
 
     def _remove_stale_staging(self, dataset: str, day: date) -> None:
         """Remove what a killed run left in `_staging`/`_trash` for this partition."""
@@ -153,8 +190,20 @@ def _entries(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
     return fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
 
 
-def _files(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
-    return [i for i in _entries(fs, path) if i.type == pafs.FileType.File]
+def _files(fs: pafs.FileSystem, path: str, *, recursive: bool = False) -> list[pafs.FileInfo]:
+    selector = pafs.FileSelector(path, allow_not_found=True, recursive=recursive)
+    return [i for i in fs.get_file_info(selector) if i.type == pafs.FileType.File]
+
+
+def _checked_subpath(subpath: str) -> str:
+    """A sub-folder path inside a partition; refuses names readers would skip or that escape it."""
+    parts = subpath.strip("/").split("/")
+    if any(not p or p in (".", "..") or p[0] in "_." for p in parts):
+        raise ValueError(
+            f"sub-folder {subpath!r}: expected relative folder names not starting with "
+            "'_' or '.' (e.g. 'destination=acoustic')"
+        )
+    return "/".join(parts)
 
 
 def _write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:

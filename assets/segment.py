@@ -13,6 +13,7 @@ from acoustic_pipelines.segment.raw_events import (
     ingest_day,
 )
 from acoustic_pipelines.segment.spec import DUPLICATE_MESSAGE_ID, EVENT_TYPES, REJECT_REASONS
+from assets.markdown import markdown_table
 from assets.partitions import daily_partitions
 from resources.storage import LakeResource, SegmentArchiveResource
 
@@ -131,15 +132,7 @@ def _reasons_table(report: IngestReport) -> str:
 
 
 def _preview_table(report: IngestReport) -> str:
-    if not report.preview:
-        return "_no accepted events_"
-    columns = list(report.preview[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += [
-        "| " + " | ".join(row[c].replace("|", "\\|") for c in columns) + " |"
-        for row in report.preview
-    ]
-    return "\n".join(lines)
+    return markdown_table(report.preview, empty="_no accepted events_")
 
 
 @dg.asset_check(

@@ -6,10 +6,13 @@ import dagster as dg
 
 from acoustic_pipelines.definitions import defs
 
-ASSETS = {"segment/raw_events"}
+ASSETS = {"segment/raw_events", "acoustic/mapped_events", "acoustic/s3_csv_delivery"}
 CHECKS = {
     "segment/raw_events:reject_rate_below_threshold",
     "segment/raw_events:raw_events_partition_consistent",
+    "acoustic/mapped_events:delivery_overview_adds_up",
+    "acoustic/mapped_events:no_matching_share_steady",
+    "acoustic/mapped_events:reject_share_steady",
 }
 
 

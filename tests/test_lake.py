@@ -84,6 +84,66 @@ def test_leftovers_of_a_killed_process_are_invisible_then_removed(
     assert staging_entries(lake) == []
 
 
+def write_nested(lake: Lake, folders: dict[str, list[int]], *, fail: bool = False) -> None:
+    """Write one partition with a sub-folder (one Parquet file) per entry of `folders`."""
+    with lake.stage(DATASET, DAY) as staged:
+        for name, values in folders.items():
+            folder = lake.stage_subfolder(staged, name)
+            pq.write_table(
+                pa.table({"v": values}), f"{folder}/part-00000.parquet", filesystem=lake.fs
+            )
+        if fail:
+            raise RuntimeError("killed midway")
+        lake.commit(staged, {"folders": sorted(folders)})
+
+
+def read_nested(lake: Lake, name: str) -> list[int]:
+    table = lake.read_partition(DATASET, DAY, subpath=name).to_table()
+    return sorted(table.column("v").to_pylist())
+
+
+def test_sub_folders_are_listed_and_read_one_by_one(lake: Lake) -> None:
+    write_nested(lake, {"destination=eu": [1, 2], "destination=us": [3]})
+    assert lake.subfolders(DATASET, DAY) == ["destination=eu", "destination=us"]
+    assert read_nested(lake, "destination=eu") == [1, 2]
+    assert read_nested(lake, "destination=us") == [3]
+    assert lake.partition_uri(DATASET, DAY, "destination=eu").endswith(
+        "date=2026-11-20/destination=eu"
+    )
+    assert lake.parquet_files(DATASET, DAY) == []  # the top level holds no data file itself
+
+
+def test_rewrite_replaces_every_sub_folder(lake: Lake) -> None:
+    write_nested(lake, {"destination=eu": [1, 2], "destination=us": [3]})
+    write_nested(lake, {"destination=eu": [4]})
+    assert lake.subfolders(DATASET, DAY) == ["destination=eu"]
+    assert read_nested(lake, "destination=eu") == [4]
+    with pytest.raises(PartitionNotFound, match=r"destination=us .*sub-folders: destination=eu"):
+        lake.read_partition(DATASET, DAY, subpath="destination=us")
+    assert lake.summary(DATASET, DAY) == {"folders": ["destination=eu"]}
+    assert staging_entries(lake) == []
+
+
+def test_failed_nested_write_leaves_previous_sub_folders(lake: Lake) -> None:
+    write_nested(lake, {"destination=eu": [1]})
+    with pytest.raises(RuntimeError, match="killed midway"):
+        write_nested(lake, {"destination=eu": [9], "destination=us": [9]}, fail=True)
+    assert lake.subfolders(DATASET, DAY) == ["destination=eu"]
+    assert read_nested(lake, "destination=eu") == [1]
+
+
+def test_sub_folders_of_an_unwritten_partition_are_not_found(lake: Lake) -> None:
+    with pytest.raises(PartitionNotFound):
+        lake.subfolders(DATASET, DAY)
+
+
+@pytest.mark.parametrize("subpath", ["_staging", ".hidden", "a/../b", "", "a//b"])
+def test_sub_folder_names_readers_would_skip_are_refused(tmp_path: Path, subpath: str) -> None:
+    lake = Lake(open_location(str(tmp_path / "lake")))
+    with lake.stage(DATASET, DAY) as staged, pytest.raises(ValueError, match="sub-folder"):
+        lake.stage_subfolder(staged, subpath)
+
+
 def staging_entries(lake: Lake) -> list[str]:
     import pyarrow.fs as pafs
 
