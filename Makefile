@@ -27,6 +27,8 @@ dev: $(STAMP) | $(DAGSTER_HOME)  ## open the Dagster UI on this code location
 
 bench: $(STAMP)  ## throughput and memory figures (by hand, not part of the tests)
 	$(BIN)/python benchmarks/bench_raw_events.py
+	$(BIN)/python benchmarks/bench_actions.py
+	$(BIN)/python benchmarks/bench_delivery.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -67,6 +67,7 @@ from acoustic_pipelines.actions.triggers import TriggerError
 from acoustic_pipelines.config import DestinationConfig, MappingRule
 from acoustic_pipelines.lake import Lake, StagedPartition
 from acoustic_pipelines.segment.raw_events import RAW_EVENTS
+from acoustic_pipelines.segment.raw_events import REJECTED_EVENTS as INGEST_REJECTS
 
 __all__ = [
     "MAPPED_EVENTS",
@@ -385,6 +386,8 @@ def map_day(
     started = time.perf_counter()
     progress = on_progress or (lambda message: log.info("%s", message))
     raw = lake.summary(RAW_EVENTS, day)
+    # Counted by the rejected table's own commit, so the ingest equation is checked, not assumed.
+    ingest_rejects = lake.summary(INGEST_REJECTS, day)
     with (
         tempfile.TemporaryDirectory(prefix="mapped-events-", dir=scratch_dir) as scratch,
         lake.stage(MAPPED_EVENTS, day) as mapped_stage,
@@ -400,7 +403,7 @@ def map_day(
         report = MappedDayReport(
             day=day,
             received=raw["lines_read"],
-            rejected_at_ingest=raw["lines_read"] - raw["accepted"] - raw["duplicates"],
+            rejected_at_ingest=ingest_rejects["rejected"] - ingest_rejects["duplicates"],
             duplicates=raw["duplicates"],
             accepted=raw["accepted"],
             events_read=events_read,

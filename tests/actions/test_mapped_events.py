@@ -34,6 +34,7 @@ from acoustic_pipelines.actions.mapped_events import (
 from acoustic_pipelines.config import PipelineConfig, load_config, parse_config
 from acoustic_pipelines.lake import Lake, PartitionNotFound
 from acoustic_pipelines.segment.raw_events import RAW_EVENTS, RAW_EVENTS_SCHEMA, ingest_day
+from acoustic_pipelines.segment.raw_events import REJECTED_EVENTS as INGEST_REJECTS
 from acoustic_pipelines.segment.sample import write_sample_archive
 from acoustic_pipelines.storage import open_location
 
@@ -114,6 +115,8 @@ def write_raw(lake: Lake, payloads: list[dict[str, Any] | str]) -> None:
         pq.write_table(table, staged.file("part-00000.parquet"), filesystem=lake.fs)
         summary = {"lines_read": len(rows) + 3, "accepted": len(rows), "duplicates": 1}
         lake.commit(staged, summary)
+    with lake.stage(INGEST_REJECTS, DAY) as staged:  # 2 invalid lines + 1 duplicate, as counted
+        lake.commit(staged, {**summary, "rejected": 3})
 
 
 def track(message_id: str, /, **properties: Any) -> dict[str, Any]:
@@ -170,6 +173,8 @@ def test_default_config_counts_match_the_raw_partition(
         raw.num_rows,
         summary["duplicates"],
     )
+    rejected = sample_lake.read_partition(INGEST_REJECTS, DAY).count_rows()
+    assert report.rejected_at_ingest == rejected - report.duplicates
     assert report.rejected_at_ingest == summary["lines_read"] - raw.num_rows - report.duplicates
     assert report.rejected_at_ingest > 0 and report.duplicates > 0
     overview = report.destination("acoustic")
