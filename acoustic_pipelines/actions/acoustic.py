@@ -303,7 +303,7 @@ def build_row(
     Raises:
         AcousticReject: the event is rejected; ``code`` says why.
     """
-    return build_row_with_stats(payload, max_depth=max_depth, max_attributes=max_attributes).row
+    return _build(payload, max_depth, max_attributes)[0]
 
 
 def build_row_with_stats(
@@ -328,6 +328,12 @@ def build_row_with_stats(
         AcousticReject: the event is rejected; ``code`` says why.
         ValueError: ``max_depth`` or ``max_attributes`` is negative.
     """
+    row, collisions = _build(payload, max_depth, max_attributes)
+    return FlatRow(row, tuple(collisions))
+
+
+def _build(payload: Any, max_depth: int, max_attributes: int) -> tuple[dict[str, Any], list[str]]:
+    """The row of one mapped payload and its collisions, or the reject (processing order 1-8)."""
     if max_depth < 0 or max_attributes < 0:
         raise ValueError(
             f"max_depth = {max_depth!r}, max_attributes = {max_attributes!r}; "
@@ -338,6 +344,33 @@ def build_row_with_stats(
             UNEXPECTED_EVENT_PARSING_EXCEPTION,
             f"the mapped payload is {_kind(payload)}; expected an object",
         )
+    header = _header(payload)
+    mapped = _mapped_sections(payload)
+    row = dict(header)
+    collisions: list[str] = []
+    try:
+        writes = _flatten_sections(row, mapped, max_depth, None)
+    except _NotPlainJson:
+        writes = -1
+    if len(row) != len(HEADER_KEYS) + writes:  # a key written twice, or not plain JSON
+        row = dict(header)
+        _flatten_sections(row, mapped, max_depth, collisions)
+
+    if _CLASS_KEY in row or _AUDIENCE_KEY in row:
+        _apply_audiences(row)
+
+    attributes = len(row) - len(HEADER_KEYS)
+    if attributes > max_attributes:
+        raise AcousticReject(
+            EXCEEDS_MAX_PROPERTIES_MAX,
+            f"the event flattens to {attributes} attributes; "
+            f"expected at most {max_attributes} (max_attributes)",
+        )
+    return row, collisions
+
+
+def _header(payload: dict) -> dict[str, Any]:
+    """The three header columns of a row, or the reject of the first invalid one."""
     get = payload.get
     recipient = _recipient(get("uniqueRecipientId"))
     event_type = get("type")
@@ -350,47 +383,28 @@ def build_row_with_stats(
         )
     timestamp = get("timestamp")
     _check_timestamp(timestamp, "timestamp" in payload)
+    return {
+        "uniqueRecipient": recipient,
+        "eventSource": f"{event_type} Event",
+        "timestamp": timestamp,
+    }
 
-    mapped = [(name, get(name)) for name in SECTIONS]
-    if all(value is None for _, value in mapped):
+
+def _mapped_sections(payload: dict) -> list[tuple[str, Any]]:
+    """The sections with a non-``None`` value, in row order; a reject when there are none."""
+    get = payload.get
+    mapped = []
+    for name in SECTIONS:
+        section = get(name)
+        if section is not None:
+            mapped.append((name, section))
+    if not mapped:
         raise AcousticReject(
             INVALID_NO_DATA_MAPPED,
             "none of key_value_pairs, array_data, traits, properties, context is mapped; "
             "expected at least one of them",
         )
-
-    row: dict[str, Any] = {
-        "uniqueRecipient": recipient,
-        "eventSource": f"{event_type} Event",
-        "timestamp": timestamp,
-    }
-    collisions: list[str] = []
-    for name, section in mapped:
-        if section is None:
-            continue
-        section = _section_root(name, section)
-        try:
-            _walk(section, "", 0, row, collisions, max_depth, name)
-        except AcousticReject:
-            raise
-        except Exception as exc:
-            raise AcousticReject(
-                UNEXPECTED_EVENT_PARSING_EXCEPTION,
-                f"flattening `{name}` failed with {_describe(exc)}; expected JSON data",
-                name,
-            ) from exc
-
-    if _CLASS_KEY in row or _AUDIENCE_KEY in row:
-        _apply_audiences(row)
-
-    attributes = len(row) - len(HEADER_KEYS)
-    if attributes > max_attributes:
-        raise AcousticReject(
-            EXCEEDS_MAX_PROPERTIES_MAX,
-            f"the event flattens to {attributes} attributes; "
-            f"expected at most {max_attributes} (max_attributes)",
-        )
-    return FlatRow(row=row, collisions=tuple(collisions))
+    return mapped
 
 
 def _recipient(value: Any) -> str:
@@ -458,6 +472,94 @@ def _section_root(name: str, section: Any) -> dict | list:
     )
 
 
+def _flatten_sections(
+    row: dict[str, Any],
+    mapped: list[tuple[str, Any]],
+    max_depth: int,
+    collisions: list[str] | None,
+) -> int:
+    """Flatten the mapped sections into ``row`` in order; the number of leaf writes.
+
+    With ``collisions`` None this is the fast walk (:func:`_flatten`): it neither looks for
+    keys already in the row nor protects the header keys, so the caller compares the count with
+    the row's length and, when they differ, starts again with a list (:func:`_walk`). Both
+    walks visit the same nodes in the same order, so they reject the same payloads alike.
+    """
+    writes = 0
+    for name, section in mapped:
+        root = _section_root(name, section)
+        try:
+            if collisions is None:
+                writes += _flatten_top(root, row, max_depth, name)
+            else:
+                _walk(root, "", 0, row, collisions, max_depth, name)
+        except (AcousticReject, _NotPlainJson):
+            raise
+        except Exception as exc:
+            raise AcousticReject(
+                UNEXPECTED_EVENT_PARSING_EXCEPTION,
+                f"flattening `{name}` failed with {_describe(exc)}; expected JSON data",
+                name,
+            ) from exc
+    return writes
+
+
+class _NotPlainJson(Exception):
+    """The fast walk met a value that is not exactly a JSON type (e.g. a tuple or a subclass)."""
+
+
+def _flatten_top(root: dict | list, out: dict[str, Any], max_depth: int, section: str) -> int:
+    """:func:`_flatten` of a section's root, where a text key is its own flat key."""
+    if type(root) is list:
+        return _flatten(root, "", 0, out, max_depth, section)
+    if type(root) is not dict:
+        raise _NotPlainJson  # a subclass: its length and its items may disagree
+    writes = len(root)
+    for key, value in root.items():
+        kind = type(value)
+        if kind is str or kind is int or kind is float or kind is bool or value is None:
+            out[key if type(key) is str else f"{key}"] = value
+        elif kind is dict or kind is list:
+            writes -= 1
+            if max_depth == 0:
+                raise _too_deep(f"{key}", value, 0, max_depth, section)
+            if value:
+                writes += _flatten(value, f"{key}.", 1, out, max_depth, section)
+        else:
+            raise _NotPlainJson
+    return writes
+
+
+def _flatten(
+    node: dict | list,
+    prefix: str,
+    depth: int,
+    out: dict[str, Any],
+    max_depth: int,
+    section: str,
+) -> int:
+    """Write the leaves under ``node`` into ``out`` like :func:`_walk`; the number of writes.
+
+    Only exact JSON types are handled (anything else raises :class:`_NotPlainJson`), and keys
+    already in ``out`` are overwritten without a note: see :func:`_flatten_sections`.
+    """
+    writes = len(node)
+    # f-strings format list indexes and keys in one step; this loop is the hot path.
+    for key, value in node.items() if type(node) is dict else enumerate(node):
+        kind = type(value)
+        if kind is str or kind is int or kind is float or kind is bool or value is None:
+            out[f"{prefix}{key}"] = value
+        elif kind is dict or kind is list:
+            writes -= 1
+            if depth >= max_depth:
+                raise _too_deep(f"{prefix}{key}", value, depth, max_depth, section)
+            if value:
+                writes += _flatten(value, f"{prefix}{key}.", depth + 1, out, max_depth, section)
+        else:
+            raise _NotPlainJson
+    return writes
+
+
 def _walk(
     node: dict | list | tuple,
     prefix: str,
@@ -468,7 +570,6 @@ def _walk(
     section: str,
 ) -> None:
     """Write the leaves under ``node`` (at ``depth``) into ``out`` as ``prefix``-ed dot keys."""
-    # f-strings format list indexes and keys in one step; this loop is the hot path.
     for key, value in node.items() if isinstance(node, dict) else enumerate(node):
         kind = type(value)
         if kind in _LEAF_TYPES:
@@ -480,13 +581,7 @@ def _walk(
             out[flat] = value
         elif kind is dict or kind is list or isinstance(value, dict | list | tuple):
             if depth >= max_depth:
-                path = _show(f"{section}.{prefix}{key}", 200)
-                raise AcousticReject(
-                    NESTING_DEPTH_EXCEEDED,
-                    f"{path} is {_kind(value)} at depth {depth + 1} below `{section}`; "
-                    f"expected at most {max_depth} levels of nesting (max_depth)",
-                    section,
-                )
+                raise _too_deep(f"{prefix}{key}", value, depth, max_depth, section)
             if value:
                 _walk(value, f"{prefix}{key}.", depth + 1, out, collisions, max_depth, section)
         elif isinstance(value, str | int | float):  # subclasses of the JSON scalars
@@ -503,6 +598,16 @@ def _walk(
                 "expected a JSON value (object, array, string, number, boolean or null)",
                 section,
             )
+
+
+def _too_deep(flat: str, value: Any, depth: int, max_depth: int, section: str) -> AcousticReject:
+    """The reject for an object or array below ``max_depth`` levels, at flat key ``flat``."""
+    return AcousticReject(
+        NESTING_DEPTH_EXCEEDED,
+        f"{_show(f'{section}.{flat}', 200)} is {_kind(value)} at depth {depth + 1} below "
+        f"`{section}`; expected at most {max_depth} levels of nesting (max_depth)",
+        section,
+    )
 
 
 def _is_member(value: Any) -> bool:

@@ -6,8 +6,10 @@ re-implements `transform` of `@segment/actions-core` (3.170.0): `compile_mapping
 the whole mapping as Segment does and turns it into a tree of closures, so resolving an
 event never walks the mapping again. Keys that resolve to JavaScript `undefined` are left
 out of the result at every depth; `null` (None) is kept; an `undefined` array element
-becomes None. Segment's quirks are reproduced on purpose (segment.md section 5 lists
-them; the conformance vectors are the reference) and comments point them out.
+becomes None. A result is not a deep copy: it shares the event's unchanged objects and
+arrays (the sharing rule is on `CompiledMapping`). Segment's quirks are reproduced on purpose
+(segment.md section 5 lists them; the conformance vectors are the reference) and comments
+point them out.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from acoustic_pipelines.actions.mapping_liquid import (
 from acoustic_pipelines.actions.mapping_operations import (
     assign,
     clean_nulls,
+    copy_json,
     decode_json,
     flatten,
     literal_replacer,
@@ -47,6 +50,7 @@ from acoustic_pipelines.actions.mapping_operations import (
     to_result,
 )
 from acoustic_pipelines.actions.mapping_paths import (
+    compile_get_path,
     compile_template,
     get_path,
     split_directive_path,
@@ -119,15 +123,18 @@ def _describe(value: Any) -> str:
 
 
 class _Constant:
-    """Resolver of a mapping part without directives; the value is shared, never mutated."""
+    """Resolver of a mapping part without directives; each call gets its own dicts and lists."""
 
-    __slots__ = ("value",)
+    __slots__ = ("_container", "value")
 
     def __init__(self, value: Any) -> None:
         self.value = value
+        self._container = type(value) in (dict, list)
 
     def __call__(self, payload: Any) -> Any:
-        return self.value
+        # Results are not deep copies (see CompiledMapping): a dict or list handed out as is
+        # could be changed through one result and show up in the next.
+        return copy_json(self.value) if self._container else self.value
 
 
 def _failing(directive: str, message: str, value: Any) -> Resolver:
@@ -157,16 +164,7 @@ def _compile(mapping: Any) -> Resolver:
     if kind is dict:
         if is_directive(mapping):
             return _compile_directive(mapping)
-        fields = [(key, _compile(mapping[key])) for key in js_own_keys(mapping)]
-        if all(isinstance(field, _Constant) for _, field in fields):
-            return _Constant(
-                {key: field.value for key, field in fields if isinstance(field, _Constant)}
-            )
-
-        def resolve_object(payload: Any) -> dict[str, Any]:
-            return {key: field(payload) for key, field in fields}
-
-        return resolve_object
+        return _compile_object(mapping, keep_undefined=True)
     if kind is list:
         items = [_compile(item) for item in mapping]
         if all(isinstance(item, _Constant) for item in items):
@@ -177,6 +175,35 @@ def _compile(mapping: Any) -> Resolver:
 
         return resolve_array
     return _Constant(mapping)
+
+
+def _compile_object(mapping: dict[str, Any], *, keep_undefined: bool) -> Resolver:
+    """Compile an object of mappings; undefined values are kept for the directives reading them.
+
+    `keep_undefined=False` is for the top of a mapping, whose undefined keys would be dropped
+    from the result anyway.
+    """
+    fields = [(key, _compile(mapping[key])) for key in js_own_keys(mapping)]
+    if all(isinstance(field, _Constant) for _, field in fields):
+        return _Constant(
+            {key: field.value for key, field in fields if isinstance(field, _Constant)}
+        )
+    if keep_undefined:
+
+        def resolve_object(payload: Any) -> dict[str, Any]:
+            return {key: field(payload) for key, field in fields}
+
+        return resolve_object
+
+    def resolve_top_object(payload: Any) -> dict[str, Any]:
+        resolved = {}
+        for key, field in fields:
+            value = field(payload)
+            if value is not UNDEFINED:
+                resolved[key] = value
+        return resolved
+
+    return resolve_top_object
 
 
 def _compile_directive(mapping: dict[str, Any]) -> Resolver:
@@ -208,6 +235,8 @@ def _compile_if(options: Any) -> Resolver:
         subject, holds = _compile(blank), _is_filled
     then = _compile(options["then"]) if "then" in options else None
     otherwise = _compile(options["else"]) if js_truthy(_option(options, "else")) else None
+    if then is not None and _is_same_literal_path(exists, options["then"]):
+        return _compile_if_exists_then_same(subject, otherwise)
 
     def resolve_if(payload: Any) -> Any:
         if holds(subject(payload)):
@@ -215,6 +244,29 @@ def _compile_if(options: Any) -> Resolver:
         return otherwise(payload) if otherwise is not None else UNDEFINED
 
     return resolve_if
+
+
+def _is_same_literal_path(first: Any, second: Any) -> bool:
+    """True when both are the same `{"@path": "<text>"}` directive (nothing else on them)."""
+    return (
+        type(first) is dict
+        and len(first) == 1
+        and type(first.get("@path")) is str
+        and first == second
+        and type(second) is dict
+    )
+
+
+def _compile_if_exists_then_same(subject: Resolver, otherwise: Resolver | None) -> Resolver:
+    """`@if` whose `then` is its `exists` path (Acoustic's presets): the path is read once."""
+
+    def resolve_if_exists(payload: Any) -> Any:
+        value = subject(payload)
+        if value is not None and value is not UNDEFINED:
+            return value
+        return otherwise(payload) if otherwise is not None else UNDEFINED
+
+    return resolve_if_exists
 
 
 def _is_present(value: Any) -> bool:
@@ -242,8 +294,7 @@ def _compile_path(options: Any) -> Resolver:
 
 def _compile_path_text(path: str) -> Resolver:
     """Resolver for a literal path, split once."""
-    keys = split_directive_path(path)
-    return lambda payload: get_path(payload, keys)
+    return compile_get_path(split_directive_path(path))
 
 
 def _compile_template_directive(options: Any) -> Resolver:
@@ -594,11 +645,23 @@ def _compile_root(mapping: Any) -> Resolver:
     errors = validation_errors(root)
     if errors:
         raise MappingValidationError(errors)
+    if type(root) is dict and not is_directive(root):
+        return _compile_object(root, keep_undefined=False)
     return _compile(root)
 
 
 class CompiledMapping:
-    """A validated mapping turned into closures; call it with one event at a time."""
+    """A validated mapping turned into closures; call it with one event at a time.
+
+    Sharing rule: to stay cheap, a result is not a deep copy. Objects and arrays the mapping
+    takes unchanged from the event (`{"@path": "$.context"}`) are the event's own dicts and
+    lists, and may appear more than once in one result. Everything else (the result's top
+    level, objects the mapping builds, constants written in the mapping, containers holding a
+    converted value such as 14.0 → 14) is new for every call. So changing a result can change
+    the event it came from, and changing an event can change earlier results from it, but
+    never another event's result or the compiled mapping itself. Treat both as read-only, or
+    `copy.deepcopy` before changing one.
+    """
 
     __slots__ = ("_resolve",)
 
@@ -606,7 +669,7 @@ class CompiledMapping:
         self._resolve = resolve
 
     def __call__(self, event: Any) -> Any:
-        """Resolve the mapping against one event (a JSON object)."""
+        """Resolve the mapping against one event (a JSON object); see the sharing rule above."""
         _check_event(event)
         try:
             return to_result(self._resolve(event))
@@ -639,7 +702,10 @@ def _compile_json_text(mapping_json: str) -> CompiledMapping:
 
 
 def transform(mapping: Any, event: dict[str, Any]) -> Any:
-    """Resolve a mapping against one event; undefined keys are left out, null is kept."""
+    """Resolve a mapping against one event; undefined keys are left out, null is kept.
+
+    The result may share dicts and lists with the event (see :class:`CompiledMapping`).
+    """
     _check_event(event)
     try:
         # Key order matters to the result (it is not sorted), so it is part of the cache key.

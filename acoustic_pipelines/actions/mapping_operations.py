@@ -2,14 +2,18 @@
 
 These functions work on values already resolved from an event: literal text replacement
 (`@replace`), `Object.assign` (`@merge`), flattening (`@flatten`), null cleaning
-(`@excludeWhenNull`), JSON decoding (`@json`) and the final removal of `undefined`.
+(`@excludeWhenNull`), JSON decoding (`@json`) and the final removal of `undefined` (copy on
+write: what needs no change is not copied).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
+
+import orjson
 
 from acoustic_pipelines.actions.js_values import (
     MAX_SAFE_INTEGER,
@@ -158,14 +162,97 @@ def remove_undefined(value: Any) -> Any:
 
 
 def to_result(value: Any) -> Any:
-    """Like remove_undefined, but undefined in an array (or alone) is None and 10.0 is 10."""
+    """Like remove_undefined, but undefined in an array (or alone) is None and 10.0 is 10.
+
+    Copy on write: a dict or list that needs no change is returned itself, not copied, and a
+    changed one is a new container that shares its unchanged children with the input.
+    """
+    # The top level is usually the payload object just built, with a few keys; the bulk is in
+    # its values (whole sections such as `context`), so that is where the fast check pays.
+    return _result(value, fast_check=False, below=True)
+
+
+def _result(value: Any, *, fast_check: bool, below: bool) -> Any:
+    """to_result, trying :func:`_surely_unchanged` on this container or the ones just below."""
     if value is UNDEFINED:
         return None  # a top-level directive that resolved to undefined
     kind = type(value)
-    if kind is dict:
-        return {key: to_result(item) for key, item in value.items() if item is not UNDEFINED}
-    if kind is list:
-        return [None if item is UNDEFINED else to_result(item) for item in value]
+    if kind is dict or kind is list:
+        if fast_check and _surely_unchanged(value):
+            return value
+        if kind is dict:
+            return _dict_result(value, below)
+        return _list_result(value, below)
     if kind is float and value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
         return int(value)
+    return value
+
+
+def _dict_result(value: dict[str, Any], fast_check: bool) -> dict[str, Any]:
+    """to_result of a dict: itself when nothing in it changes, else a changed copy."""
+    copy = None
+    for key, item in value.items():
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue  # the common leaves, which never change
+        if kind is float and not item.is_integer():
+            continue
+        changed = _result(item, fast_check=fast_check, below=False)
+        if changed is not item:
+            if copy is None:
+                copy = value.copy()
+            if item is UNDEFINED:
+                del copy[key]
+            else:
+                copy[key] = changed  # keeps the key's place
+    return value if copy is None else copy
+
+
+def _list_result(value: list[Any], fast_check: bool) -> list[Any]:
+    """to_result of a list: itself when nothing in it changes, else a changed copy."""
+    copy = None
+    for index, item in enumerate(value):
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float and not item.is_integer():
+            continue
+        changed = _result(item, fast_check=fast_check, below=False)
+        if changed is not item:
+            if copy is None:
+                copy = value.copy()
+            copy[index] = changed
+    return value if copy is None else copy
+
+
+_INTEGRAL_FLOAT_TEXT = re.compile(rb"\.0[,\]}]")
+# The fast check relies on how orjson writes floats; should that ever change, it is not used.
+_ORJSON_WRITES_POINT_ZERO = (
+    orjson.dumps([1.0, -0.0, float(MAX_SAFE_INTEGER)]) == b"[1.0,-0.0,9007199254740992.0]"
+)
+
+
+def _surely_unchanged(container: dict[str, Any] | list[Any]) -> bool:
+    """True when to_result has nothing to change in a dict or list; found by orjson, in C.
+
+    orjson writes every integral float up to 1e16 (so every one to_result turns into an int)
+    as digits then ".0", and fails on `undefined`; inside a container a number is followed by
+    a delimiter. Text such as "v1.0," inside a string only sends the value the slower way.
+    """
+    if not _ORJSON_WRITES_POINT_ZERO:
+        return False
+    try:
+        text = orjson.dumps(container)
+    except orjson.JSONEncodeError:  # undefined, non-text keys, huge ints, deep nesting, ...
+        return False
+    return _INTEGRAL_FLOAT_TEXT.search(text) is None
+
+
+def copy_json(value: Any) -> Any:
+    """A fresh copy of every dict and list in a JSON value; other values are shared."""
+    kind = type(value)
+    if kind is dict:
+        return {key: copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [copy_json(item) for item in value]
     return value

@@ -60,6 +60,31 @@ def get_path(payload: Any, keys: Keys) -> Any:
     return value
 
 
+def compile_get_path(keys: Keys) -> Callable[[Any], Any]:
+    """`get_path(payload, keys)` as one function, unrolled for the common one- and two-key paths."""
+    if len(keys) == 1:
+        (first,) = keys
+
+        def get_one(payload: Any) -> Any:
+            if type(payload) is dict:
+                return payload.get(first, UNDEFINED)
+            return get_path(payload, keys)
+
+        return get_one
+    if len(keys) == 2:
+        first, second = keys
+
+        def get_two(payload: Any) -> Any:
+            if type(payload) is dict:
+                value = payload.get(first, UNDEFINED)
+                if type(value) is dict:
+                    return value.get(second, UNDEFINED)
+            return get_path(payload, keys)  # walks again from the start: same answer
+
+        return get_two
+    return lambda payload: get_path(payload, keys)
+
+
 def _placeholder_text(payload: Any, keys: Keys) -> str:
     """Text for one placeholder: missing and null give "", others JavaScript's String()."""
     value = get_path(payload, keys)

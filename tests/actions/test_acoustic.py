@@ -15,6 +15,7 @@
   `personas.computation_key`, or `audience_key`) and never add a key to other events.
 - `check_destination_settings` returns every §6.1 problem in order, never echoing secrets.
 - Any JSON payload yields a row of str → scalar or an AcousticReject, nothing else.
+- The one-pass flatten of plain JSON gives exactly what the collision-recording walk gives.
 
 Expected values are written from segment.md §6 and the module's documented fixes.
 """
@@ -31,6 +32,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from acoustic_pipelines.actions import acoustic
 from acoustic_pipelines.actions.acoustic import (
     DEFAULT_MAX_ATTRIBUTES,
     EXCEEDS_MAX_PROPERTIES_MAX,
@@ -1033,3 +1035,106 @@ def test_random_payloads_with_small_limits(p: dict[str, Any], depth: int, cap: i
 @given(json_values)
 def test_random_json_as_payload(p: Any) -> None:
     _assert_row_or_reject(p)
+
+
+# --- the one-pass flatten agrees with the collision-recording walk ------------------------------
+
+
+class _Text(str):
+    """A str subclass, as a key or a value."""
+
+
+class _Section(dict):
+    """A dict subclass, as a section or a nested object."""
+
+
+exotic = (
+    st.builds(_Text, st.text(max_size=3))
+    | st.tuples(st.integers(), st.text(max_size=2))
+    | st.builds(_Section, st.dictionaries(st.text(max_size=2), st.integers(), max_size=2))
+    | st.just({1, 2})
+)
+mixed_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4) | exotic,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(keys | st.integers(0, 3) | st.builds(_Text, keys), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+mixed_payloads = st.fixed_dictionaries(
+    {"uniqueRecipientId": st.just("ann@example.com"), "type": st.just("track")},
+    optional={
+        "timestamp": st.just(TS),
+        "array_data": st.lists(objects | mixed_values, max_size=3),
+        "traits": objects | st.builds(_Section, objects),
+        "properties": st.dictionaries(keys | st.integers(0, 3), mixed_values, max_size=5),
+        "context": objects | audience_identify,
+    },
+)
+
+
+def _outcome(p: Any, **limits: Any) -> Any:
+    """The row (as ordered pairs) and collisions, or the reject's code, detail and field."""
+    try:
+        stats = build_row_with_stats(p, **limits)
+    except AcousticReject as error:
+        return ("reject", error.code, error.detail, error.field)
+    return ("row", list(stats.row.items()), stats.collisions)
+
+
+def _outcome_of_careful_walk(p: Any, **limits: Any) -> Any:
+    """`_outcome` with the one-pass flatten switched off, so only the careful walk runs."""
+
+    def refuse(*args: Any) -> int:
+        raise acoustic._NotPlainJson
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(acoustic, "_flatten_top", refuse)
+        return _outcome(p, **limits)
+
+
+@settings(max_examples=400, **FUZZ)
+@given(payloads | mixed_payloads, st.integers(0, 4))
+def test_one_pass_flatten_matches_the_careful_walk(p: dict[str, Any], depth: int) -> None:
+    for limits in ({}, {"max_depth": depth}):
+        assert _outcome(p, **limits) == _outcome_of_careful_walk(p, **limits)
+
+
+def test_plain_json_without_repeated_keys_is_flattened_in_one_pass() -> None:
+    """The common case never needs the careful walk (a performance guarantee)."""
+    p = payload(
+        properties={"a": 1, "b": [1.5, {"c": None}], "d": {"e": True}},
+        context={"app": {"name": "shop"}, "ip": "198.51.100.1"},
+    )
+
+    def forbidden(*args: Any) -> None:
+        raise AssertionError("the careful walk ran")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(acoustic, "_walk", forbidden)
+        row = build_row(p)
+    assert row == {
+        **HEAD,
+        "a": 1,
+        "b.0": 1.5,
+        "b.1.c": None,
+        "d.e": True,
+        "app.name": "shop",
+        "ip": "198.51.100.1",
+    }
+
+
+def test_keys_and_values_of_other_types_are_flattened_like_text() -> None:
+    """Integer keys, tuples and str/dict subclasses take the careful walk and come out as before."""
+    p = payload(properties={1: "one", "t": ("x", 2), "s": _Text("v")}, traits=_Section(a=1))
+    stats = build_row_with_stats(p)
+    assert list(stats.row.items()) == [
+        *HEAD.items(),
+        ("a", 1),
+        ("1", "one"),
+        ("t.0", "x"),
+        ("t.1", 2),
+        ("s", "v"),
+    ]
+    assert all(type(key) is str for key in stats.row)

@@ -10,6 +10,9 @@
 - Edge cases of segment.md section 5 give the values the reference describes.
 - Any JSON mapping on any JSON event gives a plain JSON result or one of the three
   documented errors (MappingValidationError, MappingRuntimeError, MappingInputError).
+- A result is the converted deep copy it always was, except that the event's unchanged
+  objects and arrays are shared rather than copied; constants and built objects are new for
+  every call, so changing one result never changes the next.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from acoustic_pipelines.actions import mapping_kit
+from acoustic_pipelines.actions import mapping_kit, mapping_operations
+from acoustic_pipelines.actions.js_values import UNDEFINED
 from acoustic_pipelines.actions.mapping_kit import (
     MappingInputError,
     MappingRuntimeError,
@@ -32,6 +36,7 @@ from acoustic_pipelines.actions.mapping_kit import (
     compile_mapping,
     transform,
 )
+from acoustic_pipelines.actions.mapping_operations import to_result
 
 # Same place as the `conformance_dir` fixture of tests/conftest.py; read at collection time.
 VECTOR_FILE = (
@@ -483,3 +488,105 @@ def test_any_json_mapping_and_event_give_json_or_a_documented_error(
     except DOCUMENTED_ERRORS:
         return
     assert _is_plain_json(result)
+
+
+# ---------------------------------------------------------------------------------------
+# Results are not deep copies: what is shared, what is not
+
+
+def _typed(value: Any) -> Any:
+    """A value with every scalar tagged by its exact type, so 14 and 14.0 differ."""
+    if isinstance(value, dict):
+        return ("dict", [(key, _typed(item)) for key, item in value.items()])
+    if isinstance(value, list):
+        return ("list", [_typed(item) for item in value])
+    return (type(value).__name__, repr(value))
+
+
+def _deep_result(value: Any) -> Any:
+    """What to_result gave before it learned to share: a full converted copy."""
+    if value is UNDEFINED:
+        return None
+    if type(value) is dict:
+        return {key: _deep_result(item) for key, item in value.items() if item is not UNDEFINED}
+    if type(value) is list:
+        return [_deep_result(item) for item in value]
+    if type(value) is float and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
+tricky_scalars = (
+    scalars
+    | st.just(UNDEFINED)
+    | st.sampled_from([14.0, -0.0, 2.0**53, 2.0**53 + 2, 1e16, 1e21, 0.5, "v1.0,", '1.0}"', "x.0]"])
+    | st.integers(min_value=-(2**70), max_value=2**70).map(float)
+)
+result_values = st.recursive(
+    tricky_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(value=result_values)
+@settings(max_examples=500, deadline=None)
+def test_to_result_equals_a_converted_deep_copy(value: Any) -> None:
+    """Copy on write changes nothing about the value: same keys, order, types and numbers."""
+    assert _typed(to_result(value)) == _typed(_deep_result(value))
+
+
+def test_the_fast_unchanged_check_still_applies_to_this_orjson() -> None:
+    """orjson still writes integral floats with ".0"; otherwise results would be walked slowly."""
+    assert mapping_operations._ORJSON_WRITES_POINT_ZERO
+
+
+def test_result_shares_event_sections_but_converts_integral_floats() -> None:
+    """`@path` sections come back as the event's own dicts unless something in them changes."""
+    event = {"context": {"app": {"name": "shop"}}, "properties": {"price": 14.0, "tags": ["a"]}}
+    result = compile_mapping(
+        {"context": {"@path": "$.context"}, "properties": {"@path": "$.properties"}}
+    )(event)
+    assert result["context"] is event["context"]
+    assert result["properties"] == {"price": 14, "tags": ["a"]}
+    assert type(result["properties"]["price"]) is int
+    assert type(event["properties"]["price"]) is float  # the event is never changed
+    assert result["properties"]["tags"] is event["properties"]["tags"]  # unchanged part shared
+
+
+def test_changing_a_result_never_changes_the_next_result() -> None:
+    """Constants and built objects are new for every call; only the event's parts are shared."""
+    compiled = compile_mapping(
+        {
+            "fixed": {"list": [1, {"k": "v"}]},
+            "built": {"id": {"@path": "$.userId"}, "tags": ["x", {"@path": "$.userId"}]},
+            "root": {"@literal": {"a": [1]}},
+        }
+    )
+    first = compiled({"userId": "u1"})
+    first["fixed"]["list"].append("junk")
+    first["built"]["tags"].clear()
+    first["root"]["a"][0] = "junk"
+    assert compiled({"userId": "u2"}) == {
+        "fixed": {"list": [1, {"k": "v"}]},
+        "built": {"id": "u2", "tags": ["x", "u2"]},
+        "root": {"a": [1]},
+    }
+
+
+@given(event=st.dictionaries(keys, events, max_size=5))
+@settings(max_examples=200, deadline=None)
+def test_if_exists_then_the_same_path_reads_it_once_with_the_same_result(event: Any) -> None:
+    """The shortcut for `@if exists P then P` agrees with the general `@if`."""
+    for path in ("$.a", "$.a.b", "$.list"):
+        fast = {"v": {"@if": {"exists": {"@path": path}, "then": {"@path": path}, "else": "e"}}}
+        general = {
+            "v": {
+                "@if": {
+                    "exists": {"@path": path},
+                    "then": {"@path": path, "_metadata": {}},
+                    "else": "e",
+                }
+            }
+        }
+        assert _typed(transform(fast, event)) == _typed(transform(general, event))
