@@ -7,7 +7,7 @@ keys ``uniqueRecipientId``, ``type``, ``timestamp`` and the five data sections
 insertion-ordered dict of column name to scalar (``str``, ``int``, ``float``, ``bool`` or
 ``None``; the CSV writer renders ``None`` as an empty cell), or an :class:`AcousticReject`
 carrying an Acoustic error code. Every difference from Segment's hosted destination is listed
-in ``docs/differences-from-segment.md``.
+in the README, section "Differences from Segment's hosted destination".
 
 Processing order (the first failing step decides the code):
 
