@@ -22,9 +22,9 @@ from acoustic_pipelines.actions.mapped_events import (
     DestinationOverview,
     MappedDayReport,
     MappedEventsError,
+    iter_mapped_batches,
     map_day,
     read_mapped_day_report,
-    read_mapped_destination,
 )
 from acoustic_pipelines.config import DestinationConfig
 from acoustic_pipelines.lake import Lake, PartitionNotFound
@@ -344,7 +344,7 @@ def _deliver(
 ) -> DeliveryReport:
     """Deliver one destination's mapped rows of `day`."""
     try:
-        rows = read_mapped_destination(store, day, destination.name)
+        schema, batches = iter_mapped_batches(store, day, destination.name)
     except PartitionNotFound as exc:
         raise dg.Failure(
             description=f"{exc}; materialize {MAPPED_EVENTS} for {day} first", allow_retries=False
@@ -355,8 +355,8 @@ def _deliver(
             bucket=destination.access_point_alias,
             customer_prefix=destination.customer_prefix,
             day=day,
-            schema=rows.schema,
-            batches=rows.to_batches(),
+            schema=schema,
+            batches=batches,
             max_rows=config.max_rows_per_file,
             max_bytes=config.max_megabytes_per_file * MIB,
         )

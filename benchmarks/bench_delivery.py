@@ -109,7 +109,7 @@ def run_deliver(lake_dir: str, endpoint: str) -> dict:
     import boto3
 
     from acoustic_pipelines.actions.csv_delivery import deliver_csv
-    from acoustic_pipelines.actions.mapped_events import read_mapped_destination
+    from acoustic_pipelines.actions.mapped_events import iter_mapped_batches
     from acoustic_pipelines.config import load_config
     from acoustic_pipelines.lake import Lake
     from acoustic_pipelines.storage import open_location
@@ -126,14 +126,14 @@ def run_deliver(lake_dir: str, endpoint: str) -> dict:
     rows = size = 0
     started = time.perf_counter()
     for destination in load_config().destinations:
-        dataset = read_mapped_destination(lake, DAY, destination.name)
+        schema, batches = iter_mapped_batches(lake, DAY, destination.name)
         report = deliver_csv(
             client,
             bucket=BUCKET,
             customer_prefix=destination.customer_prefix,
             day=DAY,
-            schema=dataset.schema,
-            batches=dataset.to_batches(),
+            schema=schema,
+            batches=batches,
         )
         rows += report.total_rows
         size += report.total_bytes

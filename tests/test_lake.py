@@ -113,6 +113,15 @@ def test_sub_folders_are_listed_and_read_one_by_one(lake: Lake) -> None:
     assert lake.parquet_files(DATASET, DAY) == []  # the top level holds no data file itself
 
 
+def test_iter_batches_streams_a_sub_folder_in_small_batches(lake: Lake) -> None:
+    write_nested(lake, {"destination=eu": list(range(10)), "destination=us": [99]})
+    batches = list(lake.iter_batches(DATASET, DAY, subpath="destination=eu", batch_rows=3))
+    assert [b.num_rows for b in batches] == [3, 3, 3, 1]
+    assert [v for b in batches for v in b.column("v").to_pylist()] == list(range(10))
+    with pytest.raises(PartitionNotFound):
+        list(lake.iter_batches(DATASET, DAY, subpath="destination=none"))
+
+
 def test_rewrite_replaces_every_sub_folder(lake: Lake) -> None:
     write_nested(lake, {"destination=eu": [1, 2], "destination=us": [3]})
     write_nested(lake, {"destination=eu": [4]})

@@ -82,6 +82,7 @@ __all__ = [
     "destination_subpath",
     "map_day",
     "read_mapped_day_report",
+    "iter_mapped_batches",
     "read_mapped_destination",
 ]
 
@@ -351,6 +352,15 @@ def read_mapped_destination(lake: Lake, day: date, destination: str) -> pads.Dat
     return lake.read_partition(MAPPED_EVENTS, day, subpath=destination_subpath(destination))
 
 
+def iter_mapped_batches(
+    lake: Lake, day: date, destination: str, *, batch_rows: int = 8192
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """One destination's mapped rows of a committed day: the schema and the rows, streamed."""
+    subpath = destination_subpath(destination)
+    schema = lake.read_partition(MAPPED_EVENTS, day, subpath=subpath).schema
+    return schema, lake.iter_batches(MAPPED_EVENTS, day, subpath=subpath, batch_rows=batch_rows)
+
+
 # --------------------------------------------------------------------------------------------
 # Mapping a day
 # --------------------------------------------------------------------------------------------
@@ -456,13 +466,9 @@ def _map_events(
 
 def _raw_batches(lake: Lake, day: date, batch_rows: int) -> Iterator[tuple[list, list]]:
     """(message ids, payloads) of the day's raw events, one record batch at a time."""
-    # File by file, one thread: a dataset scan reads ahead and doubled the peak memory.
-    for path in lake.parquet_files(RAW_EVENTS, day):
-        with pq.ParquetFile(path, filesystem=lake.fs) as raw:
-            for batch in raw.iter_batches(
-                batch_size=batch_rows, columns=["message_id", "payload"], use_threads=False
-            ):
-                yield batch.column(0).to_pylist(), batch.column(1).to_pylist()
+    columns = ["message_id", "payload"]
+    for batch in lake.iter_batches(RAW_EVENTS, day, columns=columns, batch_rows=batch_rows):
+        yield batch.column(0).to_pylist(), batch.column(1).to_pylist()
 
 
 def _parse(payload: str | None) -> dict[str, Any] | None:
