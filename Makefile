@@ -34,4 +34,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf lake sample-archive .dagster
+	rm -rf lake sample-archive .dagster .sandbox

@@ -10,12 +10,14 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from acoustic_pipelines import settings
@@ -28,11 +30,13 @@ from acoustic_pipelines.actions.test_mapping import (
     run_test_mapping,
 )
 from acoustic_pipelines.config import ConfigError, PipelineConfig, load_config
+from acoustic_pipelines.connect.signals import TIERS
 from acoustic_pipelines.sandbox.environment import sandbox_environment, uses_real_acoustic_s3
 from acoustic_pipelines.segment.sample import SampleSummary, write_sample_archive
 from acoustic_pipelines.storage import StorageError, open_location
 
 DEMO_EVENTS = 20_000
+DEFAULT_SANDBOX_DIR = "./.sandbox"
 DEMO_BAD_RATE = 0.005
 
 
@@ -106,10 +110,25 @@ def _parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser(
         "sandbox",
-        help="serve the local stand-ins (S3 access point) on 127.0.0.1, around COMMAND if given",
+        help="serve the local stand-ins (S3 access point, Connect API) on 127.0.0.1, "
+        "around COMMAND if given",
     )
     sandbox.add_argument("--config", default=None, help=config_help)
+    sandbox.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(DEFAULT_SANDBOX_DIR),
+        help=f"where the Connect sandbox keeps signals, export jobs and SFTP files "
+        f"(default {DEFAULT_SANDBOX_DIR})",
+    )
     sandbox.add_argument("--s3-port", type=int, default=0, help="default: a free port")
+    sandbox.add_argument("--connect-port", type=int, default=0, help="default: a free port")
+    sandbox.add_argument(
+        "--tier",
+        choices=TIERS,
+        default="ultimate",
+        help="the Connect subscription tier: the signal types it accepts (default ultimate)",
+    )
     sandbox.add_argument(
         "command", nargs=argparse.REMAINDER, help="run this with the sandbox's environment set"
     )
@@ -192,16 +211,22 @@ def _materialize_day(dg: Any, defs: Any, day: date) -> int:
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:
-    """`sandbox [-- COMMAND]`: serve until interrupted, or for as long as COMMAND runs."""
+    """`sandbox [-- COMMAND]`: print the variables, then serve until interrupted or COMMAND ends."""
     config = _load_config_or_report(args.config)
     if config is None:
         return 1
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    with sandbox_environment(config, s3_port=args.s3_port) as environment:
+    with sandbox_environment(
+        config,
+        s3_port=args.s3_port,
+        connect_port=args.connect_port,
+        folder=args.dir,
+        tier=args.tier,
+    ) as environment:
+        for name, value in environment.items():
+            print(f"export {name}={shlex.quote(value)}", flush=True)
         if command:
             return subprocess.call(command, env={**os.environ, **environment})
-        for name, value in environment.items():
-            print(f"export {name}={value}")
         print("sandbox running on 127.0.0.1; Ctrl-C stops it", flush=True)
         with suppress(KeyboardInterrupt):
             signal.pause()

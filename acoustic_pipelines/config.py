@@ -34,14 +34,13 @@ from acoustic_pipelines.config_model import (
     MappingConfig,
     MappingDirectives,
     MappingRule,
-    PipelineConfig,
     Trigger,
     TriggerCondition,
-    dotted,
     show,
-    whole_file_problems,
 )
+from acoustic_pipelines.config_pipeline import PipelineConfig, dotted, whole_file_problems
 from acoustic_pipelines.config_secrets import S3_ACCESS_KEY_ENV, S3_SECRET_ENV
+from acoustic_pipelines.config_signals import SignalRule, SignalRuleConfig, SignalsConfig
 
 __all__ = [
     "MAX_MAPPINGS",
@@ -53,6 +52,9 @@ __all__ = [
     "MappingDirectives",
     "MappingRule",
     "PipelineConfig",
+    "SignalRule",
+    "SignalRuleConfig",
+    "SignalsConfig",
     "Trigger",
     "TriggerCondition",
     "load_config",

@@ -13,7 +13,7 @@ The file's shape (load it with :func:`acoustic_pipelines.config.load_config`)::
             enabled: true                    # the default
             trigger: 'type = "track"'        # or {match: all|any, conditions: [{field, operator, value}]}
             mapping: {...}                   # Segment's mapping directives
-    signals: {}                              # reserved for later issues, taken as they are
+    signals: {...}                           # signal rules: see config_signals.py
     exports: {}
 
 Each destination is one Acoustic (Actions) destination of Segment (reference ``segment.md`` §6).
@@ -45,7 +45,6 @@ from pydantic import (
     PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationInfo,
-    ValidatorFunctionWrapHandler,
     field_validator,
     model_serializer,
     model_validator,
@@ -68,7 +67,6 @@ from acoustic_pipelines.actions.triggers import (
     compile_trigger,
     render_fql,
 )
-from acoustic_pipelines.config_secrets import secret_problems
 
 #: A location in the config file: keys and list indexes, ``("destinations", 0, "name")``.
 Loc = tuple[str | int, ...]
@@ -447,98 +445,3 @@ class DestinationConfig(_ConfigModel):
             return row
         keep = frozenset(self.columns).union(HEADER_KEYS)
         return {key: value for key, value in row.items() if key in keep}
-
-
-class PipelineConfig(_ConfigModel):
-    """The whole pipeline config file; load it with :func:`acoustic_pipelines.config.load_config`.
-
-    ``signals`` and ``exports`` are reserved for signal rules and export definitions (later
-    issues define their shape) and are taken as they are, except that no secret may sit in them.
-    """
-
-    destinations: list[DestinationConfig]
-    signals: dict[str, Any] | None = None
-    exports: dict[str, Any] | None = None
-
-    _warnings: list[str] = PrivateAttr(default_factory=list)
-    _source: str | None = PrivateAttr(default=None)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _whole_file_checks(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        config = handler(data)
-        problems = whole_file_problems(data)
-        if problems:
-            message = "; ".join(f"{dotted(loc)}: {text}" for loc, text in problems)
-            raise PydanticCustomError(WHOLE_FILE_ERROR, "{message}", {"message": message})
-        return config
-
-    @property
-    def warnings(self) -> list[str]:
-        """Lint warnings found while loading (``"<file>: <path>: <warning>"``); never fatal."""
-        return self._warnings
-
-    @property
-    def source(self) -> str | None:
-        """The file the config was loaded from, as named by the caller (None if built directly)."""
-        return self._source
-
-    @property
-    def mapping_count(self) -> int:
-        """Mappings over all destinations, enabled or not."""
-        return sum(len(d.mappings) for d in self.destinations)
-
-    def destination(self, name: str) -> DestinationConfig:
-        """The destination of that name (KeyError naming the known ones when there is none)."""
-        for destination in self.destinations:
-            if destination.name == name:
-                return destination
-        known = ", ".join(d.name for d in self.destinations) or "none"
-        raise KeyError(f"no destination named {name!r} in the config (known: {known})")
-
-
-# --------------------------------------------------------------------------------------------
-# Checks over the file as a whole, on the raw data (items may be invalid)
-# --------------------------------------------------------------------------------------------
-
-
-def dotted(loc: Loc) -> str:
-    """A location as the dotted path messages show: ``destinations.0.name``."""
-    return ".".join(str(part) for part in loc) or "(top level)"
-
-
-def _duplicate_names(items: list[Any], what: str, at: Loc) -> list[tuple[Loc, str]]:
-    """``(location of the name, message)`` for each item whose ``name`` repeats an earlier one."""
-    first: dict[str, int] = {}
-    found: list[tuple[Loc, str]] = []
-    for index, item in enumerate(items):
-        name = item.get("name") if isinstance(item, dict) else None
-        if not isinstance(name, str):
-            continue
-        if name in first:
-            message = f"{what} name {name!r} is already used by {what} {first[name]}"
-            found.append(((*at, index, "name"), message))
-        else:
-            first[name] = index
-    return found
-
-
-def whole_file_problems(data: Any) -> list[tuple[Loc, str]]:
-    """Unique names, the mapping limit and secrets, checked on the raw config data.
-
-    Returns:
-        ``(location, message)`` per problem; destinations first, then secrets.
-    """
-    destinations = raw_list(data, "destinations")
-    found = _duplicate_names(destinations, "destination", ("destinations",))
-    for index, destination in enumerate(destinations):
-        at: Loc = ("destinations", index, "mappings")
-        mappings = raw_list(destination, "mappings")
-        if len(mappings) > MAX_MAPPINGS:
-            message = (
-                f"{len(mappings)} mappings; a destination holds at most {MAX_MAPPINGS} "
-                "(Segment's limit): split them over several destinations"
-            )
-            found.append((at, message))
-        found.extend(_duplicate_names(mappings, "mapping", at))
-    return found + secret_problems(data)

@@ -91,7 +91,7 @@ def test_default_config_loads_without_warnings() -> None:
     assert [m.name for m in destination.mappings] == ["Track Calls", "Identify Calls"]
     assert [m.trigger.fql for m in destination.mappings] == [TRACK_TRIGGER, IDENTIFY_TRIGGER]
     assert all(m.enabled for m in destination.mappings)
-    assert config.signals == {} and config.exports == {}
+    assert config.exports == {}
 
 
 def test_default_yaml_mappings_equal_the_python_presets() -> None:
@@ -399,7 +399,7 @@ def test_a_destination_secret_names_the_s3_environment_variables(key: str) -> No
     ("path", "value"),
     [
         ("signals.app_key", SECRET),
-        ("signals.rules", [{"name": "orders", "appKeyValue": SECRET}]),
+        ("exports.rules", [{"name": "orders", "appKeyValue": SECRET}]),
         ("exports.sftp", {"host": "sftp.example.com", "password": SECRET}),
         ("exports.sftp", {"private_key_path": "/home/me/.ssh/id_ed25519"}),
         ("signals.api_key", 12345),
@@ -419,9 +419,9 @@ def test_a_secret_anywhere_is_refused_with_its_dotted_path(path: str, value: Any
 
 
 def test_a_secret_outside_destinations_names_an_environment_variable_instead() -> None:
-    [problem] = _problems(_set("signals.rules", [{"app_key": SECRET}]))
+    [problem] = _problems(_set("exports.rules", [{"app_key": SECRET}]))
     assert problem == (
-        f"{FILE}: signals.rules.0.app_key: `app_key` looks like a secret, and secrets never go in "
+        f"{FILE}: exports.rules.0.app_key: `app_key` looks like a secret, and secrets never go in "
         "the config file: set an environment variable and name it here instead, e.g. "
         "`app_key_env: ACOUSTIC_APP_KEY`"
     )
@@ -437,7 +437,7 @@ def test_a_secret_in_a_mapping_says_to_take_it_from_the_event() -> None:
 
 
 def test_keys_naming_an_environment_variable_and_non_literals_are_allowed() -> None:
-    data = _set("signals", {"app_key_env": "ACOUSTIC_APP_KEY", "subscription": "pro"})
+    data = _set("signals", {"app_key_env": "ACOUSTIC_APP_KEY", "tier": "pro"})
     data["exports"] = {
         "sftp": {"credentials": {"user": "me", "password_env": "SFTP_PASSWORD"}},
         "api_key_required": True,  # a boolean is no secret
@@ -448,7 +448,7 @@ def test_keys_naming_an_environment_variable_and_non_literals_are_allowed() -> N
         "key_value_pairs": {"api_key": {"@path": "$.context.api_key"}},  # data from the event
     }
     config = _parse(data)
-    assert config.signals == {"app_key_env": "ACOUSTIC_APP_KEY", "subscription": "pro"}
+    assert (config.signals.app_key_env, config.signals.tier) == ("ACOUSTIC_APP_KEY", "pro")
 
 
 def test_an_environment_variable_key_must_hold_a_variable_name() -> None:

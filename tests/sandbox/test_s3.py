@@ -44,5 +44,6 @@ def test_sandbox_command_runs_a_command_against_it(tmp_path) -> None:
         sys.exit(0 if "demo-access-point-alias" in names else 3)
         """
     )
-    assert main(["sandbox", "--", sys.executable, "-c", script]) == 0
-    assert main(["sandbox", "--", sys.executable, "-c", "raise SystemExit(5)"]) == 5
+    folder = ["--dir", str(tmp_path / "sandbox")]
+    assert main(["sandbox", *folder, "--", sys.executable, "-c", script]) == 0
+    assert main(["sandbox", *folder, "--", sys.executable, "-c", "raise SystemExit(5)"]) == 5
