@@ -288,6 +288,8 @@ def _run_validate(args: argparse.Namespace) -> int:
     print(
         f"OK {config.source}: {_plural(len(config.destinations), 'destination')}, "
         f"{_plural(config.mapping_count, 'mapping')} ({enabled} enabled), "
+        f"{_plural(len(config.signals.rules), 'signal rule')} "
+        f"({len(config.signals.compiled_rules)} enabled, tier {config.signals.tier}), "
         f"{_plural(len(config.warnings), 'warning')}"
     )
     return 0

@@ -32,7 +32,8 @@ def test_validate_the_default_config(capsys: pytest.CaptureFixture[str]) -> None
     assert main(["validate", str(DEFAULT_CONFIG)]) == 0
     captured = capsys.readouterr()
     assert captured.out == (
-        f"OK {DEFAULT_CONFIG}: 1 destination, 2 mappings (2 enabled), 0 warnings\n"
+        f"OK {DEFAULT_CONFIG}: 1 destination, 2 mappings (2 enabled), "
+        "6 signal rules (6 enabled, tier premium), 0 warnings\n"
     )
     assert captured.err == ""
 
