@@ -29,9 +29,10 @@ from acoustic_pipelines.actions.test_mapping import (
     read_event,
     run_test_mapping,
 )
+from acoustic_pipelines.cli_sftp import add_sftp_commands
 from acoustic_pipelines.config import ConfigError, PipelineConfig, load_config
 from acoustic_pipelines.connect.signals import TIERS
-from acoustic_pipelines.sandbox.environment import sandbox_environment, uses_real_acoustic_s3
+from acoustic_pipelines.sandbox.environment import sandbox_environment, uses_real_acoustic
 from acoustic_pipelines.segment.sample import SampleSummary, write_sample_archive
 from acoustic_pipelines.storage import StorageError, open_location
 
@@ -133,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         "command", nargs=argparse.REMAINDER, help="run this with the sandbox's environment set"
     )
     sandbox.set_defaults(run=_run_sandbox)
+    add_sftp_commands(commands)
     return parser
 
 
@@ -183,9 +185,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     with ExitStack() as stack:
-        if not uses_real_acoustic_s3():
+        if not uses_real_acoustic():
+            saved = dict(os.environ)  # the sandbox's variables end with the demo
+            stack.callback(lambda: (os.environ.clear(), os.environ.update(saved)))
             os.environ.update(stack.enter_context(sandbox_environment(config)))
             print(f"S3 sandbox: {os.environ[settings.ACOUSTIC_S3_ENDPOINT_ENV]}")
+            print(f"Connect sandbox: {os.environ[settings.ACOUSTIC_CONNECT_ENDPOINT_ENV]}")
         return _materialize_day(dg, defs, day)
 
 
@@ -257,6 +262,8 @@ _SHOWN_COUNTS = (
     "events",
     "rows",
     "bytes",
+    "signals_sent",
+    "batches_sent",
 )
 
 

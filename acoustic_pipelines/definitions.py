@@ -3,13 +3,18 @@
 import dagster as dg
 
 from acoustic_pipelines import settings
-from assets import acoustic, segment
-from resources import LakeResource, SegmentArchiveResource
+from assets import acoustic, connect, segment
+from resources import AcousticConnectResource, LakeResource, SegmentArchiveResource
 from resources.acoustic_s3 import AcousticS3Resource
 from resources.pipeline_config import PipelineConfigResource
 
 defs = dg.Definitions(
-    assets=[segment.raw_events, acoustic.mapped_events, acoustic.s3_csv_delivery],
+    assets=[
+        segment.raw_events,
+        acoustic.mapped_events,
+        acoustic.s3_csv_delivery,
+        connect.signal_pushes,
+    ],
     asset_checks=[segment.raw_events_partition_consistent],
     resources={
         "segment_archive": SegmentArchiveResource(),
@@ -18,6 +23,9 @@ defs = dg.Definitions(
         "acoustic_s3": AcousticS3Resource(
             aws_access_key_id=dg.EnvVar(settings.ACOUSTIC_S3_ACCESS_KEY_ENV),
             aws_secret_access_key=dg.EnvVar(settings.ACOUSTIC_S3_SECRET_ENV),
+        ),
+        "acoustic_connect": AcousticConnectResource(
+            api_key=dg.EnvVar(settings.ACOUSTIC_API_KEY_ENV)
         ),
     },
 )

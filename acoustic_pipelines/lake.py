@@ -11,6 +11,13 @@ starting with `_` or `.` (pyarrow's default), and a partition only counts as pre
 A partition may hold sub-folders, one dataset each (`date=…/destination=NAME/part-….parquet`):
 create one with `Lake.stage_subfolder`, list them with `Lake.subfolders` and read one with
 `read_partition(dataset, day, subpath=...)`. Both swaps move sub-folders with the partition.
+
+A ledger partition (a record that must survive a killed run, e.g. `connect/signal_pushes`) is
+written in place instead, one file at a time: `Lake.write_file` / `Lake.replacing_file` replace
+one file atomically (a rename on a local folder, one object PUT on S3, never an append), and
+`Lake.unmark` / `Lake.mark` take its `_SUCCESS` marker away while it is being rewritten and put
+it back once its consolidated files are written. Never `commit` such a partition: the swap would
+drop what was written in place.
 """
 
 from __future__ import annotations
@@ -104,6 +111,52 @@ class Lake:
             self._swap_by_objects(staged, final, marker)
         log.info("committed %s", self.location.uri_of(final))
         return final
+
+    @contextmanager
+    def replacing_file(self, dataset: str, day: date, name: str) -> Iterator[str]:
+        """A path to write one file of a partition kept in place; it replaces `name` at the end.
+
+        On a local folder the file is written aside (a dot-name readers skip) and renamed over
+        `name` when the block ends without error; on S3 the object appears whole when closed.
+        """
+        with self._replacing(
+            f"{self.partition_path(dataset, day)}/{_checked_subpath(name)}"
+        ) as path:
+            yield path
+
+    def write_file(self, dataset: str, day: date, name: str, data: bytes) -> str:
+        """Write (or atomically replace) one file of a partition kept in place; its path."""
+        with self.replacing_file(dataset, day, name) as path:
+            _write_bytes(self.fs, path, data)
+        return f"{self.partition_path(dataset, day)}/{_checked_subpath(name)}"
+
+    def unmark(self, dataset: str, day: date) -> None:
+        """Delete a partition's `_SUCCESS` marker: it reads as not materialized until `mark`."""
+        path = self.partition_path(dataset, day)
+        if self.has_partition_marker(path):
+            self.fs.delete_file(f"{path}/{SUCCESS_MARKER}")
+
+    def mark(self, dataset: str, day: date, summary: dict[str, Any]) -> str:
+        """Write the `_SUCCESS` marker of a partition kept in place, with `summary`; its folder."""
+        path = self.partition_path(dataset, day)
+        with self._replacing(f"{path}/{SUCCESS_MARKER}") as marker:
+            _write_bytes(self.fs, marker, json.dumps(summary, sort_keys=True, default=str).encode())
+        return path
+
+    @contextmanager
+    def _replacing(self, final: str) -> Iterator[str]:
+        if not self.location.is_local:  # an object appears whole when its upload completes
+            yield final
+            return
+        folder, base = final.rsplit("/", 1)
+        self.fs.create_dir(folder, recursive=True)
+        aside = f"{folder}/.{base}.{uuid.uuid4().hex[:12]}.tmp"
+        try:
+            yield aside
+            self.fs.move(aside, final)
+        finally:
+            if self.fs.get_file_info(aside).type == pafs.FileType.File:
+                self.fs.delete_file(aside)
 
     def _swap_local(self, staged: StagedPartition, final: str) -> None:
         trash = self.location.path(staged.dataset, _TRASH, _aside_name(staged.day))

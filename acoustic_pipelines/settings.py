@@ -19,6 +19,12 @@ ACOUSTIC_S3_ENDPOINT_ENV: Final = "ACOUSTIC_S3_ENDPOINT_URL"
 # Acoustic Connect's GraphQL API: the endpoint URL, and the API key (a secret, read via EnvVar).
 ACOUSTIC_CONNECT_ENDPOINT_ENV: Final = "ACOUSTIC_CONNECT_ENDPOINT"
 ACOUSTIC_API_KEY_ENV: Final = "ACOUSTIC_API_KEY"
+# Acoustic Connect's SFTP server (exports): host, port, user, private key file, pinned host keys.
+ACOUSTIC_SFTP_HOST_ENV: Final = "ACOUSTIC_SFTP_HOST"
+ACOUSTIC_SFTP_PORT_ENV: Final = "ACOUSTIC_SFTP_PORT"
+ACOUSTIC_SFTP_USER_ENV: Final = "ACOUSTIC_SFTP_USER"
+ACOUSTIC_SFTP_KEY_PATH_ENV: Final = "ACOUSTIC_SFTP_KEY_PATH"
+ACOUSTIC_SFTP_KNOWN_HOSTS_ENV: Final = "ACOUSTIC_SFTP_KNOWN_HOSTS"
 
 DEFAULT_ARCHIVE: Final = "./sample-archive"
 DEFAULT_LAKE: Final = "./lake"

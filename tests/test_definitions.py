@@ -6,13 +6,19 @@ import dagster as dg
 
 from acoustic_pipelines.definitions import defs
 
-ASSETS = {"segment/raw_events", "acoustic/mapped_events", "acoustic/s3_csv_delivery"}
+ASSETS = {
+    "segment/raw_events",
+    "acoustic/mapped_events",
+    "acoustic/s3_csv_delivery",
+    "connect/signal_pushes",
+}
 CHECKS = {
     "segment/raw_events:reject_rate_below_threshold",
     "segment/raw_events:raw_events_partition_consistent",
     "acoustic/mapped_events:delivery_overview_adds_up",
     "acoustic/mapped_events:no_matching_share_steady",
     "acoustic/mapped_events:reject_share_steady",
+    "connect/signal_pushes:signal_outcomes_known",
 }
 
 

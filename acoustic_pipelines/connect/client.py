@@ -42,6 +42,7 @@ from acoustic_pipelines.connect.errors import (
     problems_error,
     redact,
 )
+from acoustic_pipelines.connect.exports import check_export_request
 from acoustic_pipelines.connect.signals import TIERS, validate_signals
 
 log = logging.getLogger(__name__)
@@ -285,7 +286,10 @@ class ConnectClient:
         notify: Sequence[str] = (),
         sftp: Mapping[str, str] | None = None,
     ) -> ExportJob:
-        """Start an `exportSignals` job; ``notify`` are e-mail addresses, ``sftp`` the `to.sftp` target."""
+        """Start an `exportSignals` job; ``notify`` are e-mail addresses, ``sftp`` the `to.sftp` target.
+
+        Every export rule (connect/exports.py) is checked first: a refused request is not sent.
+        """
         variables: dict[str, Any] = {
             "jobName": job_name,
             "export": {
@@ -300,6 +304,18 @@ class ConnectClient:
             variables["notifications"] = [{"channel": "EMAIL", "destination": d} for d in notify]
         if sftp is not None:
             variables["to"] = {"sftp": dict(sftp)}
+        # The schema first (types, argument names), then every export rule (connect/exports.py).
+        self._check_request(
+            "exportSignals", GraphQLRequest(EXPORT_SIGNALS, variable_values=variables)
+        )
+        _, problems = check_export_request(
+            job_name=job_name,
+            export=variables["export"],
+            notifications=variables.get("notifications"),
+            to=variables.get("to"),
+        )
+        if problems:
+            raise self._fail(problems_error("exportSignals", problems))
         job = self._execute("exportSignals", EXPORT_SIGNALS, variables).get("exportSignals")
         if not isinstance(job, Mapping):
             raise self._bad_response("exportSignals", f"exportSignals = {job!r}")

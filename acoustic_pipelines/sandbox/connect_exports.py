@@ -14,12 +14,23 @@ import gzip
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
+from acoustic_pipelines.connect.export_csv import (
+    BEHAVIOR_COLUMNS,
+    CAMPAIGN_COLUMNS,
+    CHANNEL_COLUMNS,
+    COMMON_COLUMNS,
+    CONSENT_COLUMNS,
+    MARKETING_COLUMNS,
+    MESSAGE_COLUMNS,
+)
+from acoustic_pipelines.connect.exports import DEFAULT_FILE_NAME, DEFAULT_FOLDER, ExportRequest
 from acoustic_pipelines.sandbox.connect_store import (
     QUEUED,
     RUNNING,
@@ -33,38 +44,9 @@ log = logging.getLogger(__name__)
 SUBSCRIPTION_ID = "0000000001"
 DATASET_ID = "sandbox-audience"
 
-COMMON_COLUMNS = ("DATASET_ID", "SUBSCRIPTION_ID", "TEMPORARY_LINKING_ID")
-BEHAVIOR_COLUMNS = (
-    *("ACOUSTIC_APP_KEY", "CATEGORY", "DESCRIPTION", "NAME", "OBSERVED_TIMESTAMP"),
-    *("RECEIVED_TIMESTAMP", "SIGNAL_CONTENT", "SIGNAL_GROUP", "SIGNAL_TIMESTAMP"),
-    *("SCREEN_VIEW_NAME", "TLTSID"),
-)
-MARKETING_COLUMNS = (
-    *("BOT_DETECTED", "BOT_DETECTION_REASON", "CLASSIFICATION", "CLASSIFICATION_CODE"),
-    *("MESSAGE_SIGNAL_ID", "SIGNAL_ID", "SIGNAL_TYPE", "TIMESTAMP"),
-)
 # Addressable attributes, consents, then the audience's other attributes (names vary per audience).
-CONTACT_COLUMNS = (
-    *("EMAIL", "PHONE_NUMBER", "CONSENT_EMAIL", "CONSENT_SMS", "CONSENT_WHATSAPP"),
-    *("CONTACT_KEY", "CONTACT_SOURCE"),
-)
-CAMPAIGN_COLUMNS = (
-    *("CAMPAIGN_DESCRIPTION", "CAMPAIGN_ID", "CAMPAIGN_NAME", "CAMPAIGN_STATUS", "CAMPAIGN_TYPE"),
-    *("COMPLETED_DATE", "CONSENT_GROUP_ID", "ENTRY_SIGNAL", "ENTRY_TYPE", "FREQUENCY"),
-    *("SCHEDULED_DATE", "SEGMENT_DEFINITION_ID", "SEGMENT_ID", "TAGS"),
-)
-MESSAGE_COLUMNS = (
-    *("MESSAGE_ID", "MESSAGE_NAME", "MESSAGE_TAGS", "LINK_ID", "AUDIENCE_VARIABLES"),
-    *("PERSONALIZATION_VARIABLES", "PLACEHOLDER_VARIABLES", "PRODUCT_VARIABLES"),
-    "REFERENCE_SET_VARIABLES",
-)
-CHANNEL_COLUMNS = (
-    *("EMAIL_FROM_ADDRESS", "EMAIL_FROM_NAME", "EMAIL_PRE_HEADER", "EMAIL_REPLY_TO_ADDRESS"),
-    *("EMAIL_SUBJECT", "EMAIL_TAGS", "EMAIL_TRACKING_LEVEL", "VMTA", "VMTA_POOL"),
-    *("INCLUDES_MEDIA", "IS_MMS", "SMS_TAGS"),  # INCLUDES_MEDIA serves SMS and WhatsApp alike
-    *("WHATSAPP_MESSAGE_BODY", "WHATSAPP_TAGS", "WHATSAPP_TEMPLATE_CATEGORY"),
-    *("WHATSAPP_TEMPLATE_ID", "WHATSAPP_TEMPLATE_NAME", "WHATSAPP_TYPE"),
-)
+CONTACT_COLUMNS = ("EMAIL", "PHONE_NUMBER", *CONSENT_COLUMNS, "CONTACT_KEY", "CONTACT_SOURCE")
+GZIP_SUFFIX = ".gz"
 EXPORT_COLUMNS = (
     COMMON_COLUMNS
     + BEHAVIOR_COLUMNS
@@ -113,6 +95,22 @@ def export_row(signal: StoredSignal) -> dict[str, str]:
         "CONTACT_KEY": identity.get("contactKey", ""),
         "CONTACT_SOURCE": "sandbox",
     }
+
+
+def export_file_path(request: ExportRequest, *, day: date, unique: str = "") -> str:
+    """Where the job's gzip file goes, relative to the subscription folder (§4.4, §8 #15).
+
+    `path` form: that path plus `.gz`. Otherwise `<parentFolder or Export/Signals>/<day>/
+    <namingPrefix><job name>[_<unique>]_Signals_Export.csv.gz`.
+    """
+    if request.path is not None:
+        return request.path + GZIP_SUFFIX
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", request.job_name).strip("_")[:100] or "export"
+    if unique:
+        slug = f"{slug}_{unique}"
+    folder = request.parent_folder or DEFAULT_FOLDER
+    name = f"{request.naming_prefix or ''}{slug}_{DEFAULT_FILE_NAME}{GZIP_SUFFIX}"
+    return f"{folder}/{day.isoformat()}/{name}"
 
 
 def write_export_file(target: Path, rows: Iterator[dict[str, str]]) -> int:

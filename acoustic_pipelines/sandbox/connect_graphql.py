@@ -29,14 +29,10 @@ from graphql import (
     validate,
 )
 
+from acoustic_pipelines.connect.exports import BAD_USER_INPUT, ExportRequest, check_export_request
+from acoustic_pipelines.connect.quota import DailyLimits
 from acoustic_pipelines.connect.signals import TIERS, validate_signals
-from acoustic_pipelines.sandbox.connect_export_rules import (
-    BAD_USER_INPUT,
-    ExportRequest,
-    check_export_request,
-    export_file_path,
-)
-from acoustic_pipelines.sandbox.connect_exports import DATASET_ID, ExportRunner
+from acoustic_pipelines.sandbox.connect_exports import DATASET_ID, ExportRunner, export_file_path
 from acoustic_pipelines.sandbox.connect_public_keys import PublicKeyError, parse_ed25519_public_key
 from acoustic_pipelines.sandbox.connect_store import (
     QUEUED,
@@ -58,15 +54,6 @@ INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 SANDBOX_USER = "sandbox.user@example.com"
 # Job names and target paths stay taken for as long as export files are kept (§8 #12, §4.4).
 EXPORT_RETENTION = timedelta(days=28)
-
-
-@dataclass(frozen=True)
-class DailyLimits:
-    """exportSignals limits per UTC day (reference §4.5); tests may lower them."""
-
-    jobs: int = 20
-    bytes: int = 1_000_000_000  # "1 GB", read as 10^9 bytes: the stricter of the two readings
-    rows: int = 2_000_000
 
 
 class Problem(Protocol):
@@ -177,6 +164,18 @@ class ConnectService:
             },
             "exhausted": self._exhausted(usage) is not None,
         }
+
+    def set_usage(self, body: Any) -> dict[str, Any]:
+        """Set today's usage from `{"jobs": n, "bytes": n, "rows": n}` (omitted keys stay)."""
+        if not isinstance(body, dict) or not body or set(body) - {"jobs", "bytes", "rows"}:
+            raise ValueError('send a JSON object with any of "jobs", "bytes", "rows"')
+        bad = [k for k, v in body.items() if type(v) is not int or v < 0]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: expected a whole number ≥ 0")
+        today = self.store.usage(self._clock().date())
+        values = {name: body.get(name, getattr(today, name)) for name in ("jobs", "rows", "bytes")}
+        self.store.set_usage(today.day, **values)
+        return self.usage()
 
     # --- resolvers -------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ unauthenticated because they listen on loopback only:
 
 - `GET /_sandbox/stats`: signals stored (by type, distinct, test), export jobs by state, today's
   usage against the daily limits, calls served by status, faults served;
+- `POST /_sandbox/usage`: set today's export usage (JSON `{"jobs": n, "bytes": n, "rows": n}`),
+  as if part of the day were used elsewhere; answers the usage as `/_sandbox/stats` reports it;
 - `GET /_sandbox/jobs`: export jobs and the notifications recorded instead of mail;
   `POST /_sandbox/jobs/run` runs the queued jobs now;
 - `GET|POST|DELETE /_sandbox/faults`: show, add (JSON body: `kind`, `count`, `share`,
@@ -351,6 +353,7 @@ _CONTROLS: dict[tuple[str, str], Callable[[ConnectSandbox, Any], tuple[int, Any]
     ("GET", "/_sandbox/stats"): lambda sandbox, _body: (200, sandbox.stats()),
     ("GET", "/_sandbox/jobs"): lambda sandbox, _body: (200, sandbox.jobs()),
     ("POST", "/_sandbox/jobs/run"): _run_jobs,
+    ("POST", "/_sandbox/usage"): lambda sandbox, body: (200, sandbox.service.set_usage(body)),
     ("GET", "/_sandbox/faults"): lambda sandbox, _body: (200, sandbox.fault_plan.snapshot()),
     ("POST", "/_sandbox/faults"): _add_fault,
     ("DELETE", "/_sandbox/faults"): _reset_faults,

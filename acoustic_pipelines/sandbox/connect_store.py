@@ -64,6 +64,12 @@ CREATE TABLE IF NOT EXISTS notifications (
     subject TEXT NOT NULL,
     sent_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS usage_offsets (
+    day TEXT PRIMARY KEY,
+    jobs INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS public_keys (
     user TEXT PRIMARY KEY,
     public_key TEXT NOT NULL,
@@ -283,8 +289,20 @@ class ConnectStore:
                 ),
             )
 
+    def set_usage(self, day: date, *, jobs: int, rows: int, bytes: int) -> DailyUsage:
+        """Make `day`'s usage these numbers (as if used elsewhere); later jobs add to them."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM usage_offsets WHERE day = ?", (day.isoformat(),))
+            own = self._usage_in(db, day)
+            db.execute(
+                "INSERT INTO usage_offsets (day, jobs, rows, bytes) VALUES (?, ?, ?, ?)",
+                (day.isoformat(), jobs - own.jobs, rows - own.rows, bytes - own.bytes),
+            )
+            return self._usage_in(db, day)
+
     @staticmethod
     def _usage_in(db: sqlite3.Connection, day: date) -> DailyUsage:
+        """Jobs submitted and rows/bytes completed on `day`, plus any offset `set_usage` left."""
         text = day.isoformat()
         jobs = db.execute("SELECT COUNT(*) FROM export_jobs WHERE submitted_day = ?", (text,))
         done = db.execute(
@@ -292,7 +310,12 @@ class ConnectStore:
             " WHERE completed_day = ?",
             (text,),
         ).fetchone()
-        return DailyUsage(day, jobs.fetchone()[0], done[0], done[1])
+        offset = db.execute(
+            "SELECT jobs, rows, bytes FROM usage_offsets WHERE day = ?", (text,)
+        ).fetchone() or (0, 0, 0)
+        return DailyUsage(
+            day, jobs.fetchone()[0] + offset[0], done[0] + offset[1], done[1] + offset[2]
+        )
 
     def jobs(self, *, status: str | None = None) -> list[ExportJob]:
         """Export jobs in submission order, optionally only those in one state."""

@@ -12,14 +12,19 @@ from acoustic_pipelines import settings
 from acoustic_pipelines.config import PipelineConfig
 from acoustic_pipelines.sandbox.connect_server import SANDBOX_API_KEY, serve_connect
 from acoustic_pipelines.sandbox.s3 import serve_s3
+from acoustic_pipelines.sandbox.sftp_server import client_settings, serve_sftp
+
+SANDBOX_APP_KEY = "sandbox-app-key"
 
 
-def uses_real_acoustic_s3() -> bool:
-    """Whether the environment already names an Acoustic S3 endpoint or keys (then no sandbox)."""
+def uses_real_acoustic() -> bool:
+    """Whether the environment already names Acoustic S3 or Connect endpoints or keys (no sandbox)."""
     names = (
         settings.ACOUSTIC_S3_ENDPOINT_ENV,
         settings.ACOUSTIC_S3_ACCESS_KEY_ENV,
         settings.ACOUSTIC_S3_SECRET_ENV,
+        settings.ACOUSTIC_CONNECT_ENDPOINT_ENV,
+        settings.ACOUSTIC_API_KEY_ENV,
     )
     return any(os.environ.get(name) for name in names)
 
@@ -30,6 +35,7 @@ def sandbox_environment(
     *,
     s3_port: int = 0,
     connect_port: int = 0,
+    sftp_port: int = 0,
     folder: Path | None = None,
     tier: str = "ultimate",
 ) -> Iterator[dict[str, str]]:
@@ -37,7 +43,9 @@ def sandbox_environment(
 
     Each destination's access point alias becomes a bucket of the S3 sandbox. The Connect
     sandbox keeps its signals, export jobs and SFTP folder under `folder` (a temporary folder,
-    removed afterwards, when None).
+    removed afterwards, when None). The SFTP server serves that folder; a client key made there
+    is registered through the sandbox's `updatePublicKeyForConnectUser` and its host key is
+    pinned in a known-hosts file beside it.
     """
     aliases = sorted({d.access_point_alias for d in config.destinations})
     with ExitStack() as stack:
@@ -47,10 +55,19 @@ def sandbox_environment(
         connect = stack.enter_context(
             serve_connect(folder=folder, api_key=SANDBOX_API_KEY, tier=tier, port=connect_port)
         )
+        sftp = stack.enter_context(serve_sftp(sandbox=connect, port=sftp_port))
+        sftp_login = client_settings(sandbox=connect, sftp=sftp, folder=folder)
         yield {
             settings.ACOUSTIC_S3_ENDPOINT_ENV: s3.endpoint_url,
             settings.ACOUSTIC_S3_ACCESS_KEY_ENV: s3.access_key,
             settings.ACOUSTIC_S3_SECRET_ENV: s3.secret,
             settings.ACOUSTIC_CONNECT_ENDPOINT_ENV: connect.endpoint,
             settings.ACOUSTIC_API_KEY_ENV: connect.api_key,
+            settings.ACOUSTIC_SFTP_HOST_ENV: sftp_login.host,
+            settings.ACOUSTIC_SFTP_PORT_ENV: str(sftp_login.port),
+            settings.ACOUSTIC_SFTP_USER_ENV: sftp_login.user,
+            settings.ACOUSTIC_SFTP_KEY_PATH_ENV: str(sftp_login.key_path),
+            settings.ACOUSTIC_SFTP_KNOWN_HOSTS_ENV: str(sftp_login.known_hosts),
+            # The application key signals carry (any non-blank value suits the sandbox).
+            config.signals.app_key_env: SANDBOX_APP_KEY,
         }

@@ -266,15 +266,17 @@ def test_graphql_errors_with_http_200_fail_without_retry(tmp_path: Path, waits: 
 def test_bad_user_input_from_connect_is_not_retried(sandbox: Any, waits: Waits) -> None:
     now = datetime.now(UTC)
     with make_client(sandbox, waits) as client:
+        # A job name already used: a rule only Connect can check (bad values never leave).
+        client.export_signals(job_name="j", signal_types=["order"], start=now, end=now)
         with pytest.raises(InvalidInputError) as caught:
-            client.export_signals(job_name="j", signal_types=["orders"], start=now, end=now)
+            client.export_signals(job_name="j", signal_types=["order"], start=now, end=now)
         with pytest.raises(InvalidInputError) as key_error:
             client.update_public_key("ssh-rsa AAAAB3NzaC1yc2E= someone")
     assert caught.value.code == key_error.value.code == "BAD_USER_INPUT"
     assert caught.value.status == 200
-    assert "orders" in str(caught.value)
+    assert caught.value.field == "jobName" and "'j'" in str(caught.value)
     assert key_error.value.field == "publicKey"
-    assert_stats(client, calls=2, retries=0, signals_sent=0)
+    assert_stats(client, calls=3, retries=0, signals_sent=0)
     assert waits.waits == []
 
 

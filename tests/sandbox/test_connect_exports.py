@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from acoustic_pipelines.sandbox.connect_export_rules import EXPORT_SIGNAL_TYPES
+from acoustic_pipelines.connect.exports import EXPORT_SIGNAL_TYPES
 from acoustic_pipelines.sandbox.connect_exports import EXPORT_COLUMNS
 from acoustic_pipelines.sandbox.connect_graphql import DailyLimits
 from acoustic_pipelines.sandbox.connect_server import ConnectSandbox, serve_connect
@@ -297,3 +297,27 @@ def test_the_limits_are_per_utc_day(tmp_path: Path) -> None:
         job = export(sandbox, "after midnight")["data"]["exportSignals"]
         assert job["path"].startswith("Export/Signals/2026-03-02/")
         assert sandbox.stats()["usage"]["day"] == "2026-03-02"
+
+
+def test_usage_set_from_outside_counts_toward_the_limits(tmp_path: Path) -> None:
+    with serve_connect(folder=tmp_path, api_key=KEY, export_delay=60) as sandbox:
+        check_usage_control(sandbox)
+
+
+def check_usage_control(sandbox: ConnectSandbox) -> None:
+    url = sandbox.endpoint + "_sandbox/usage"
+    answer = requests.post(url, json={"jobs": 19, "bytes": 5, "rows": 7}, timeout=10)
+    assert answer.status_code == 200
+    assert (answer.json()["jobs"], answer.json()["rows"]) == (
+        {"used": 19, "limit": 20},
+        {"used": 7, "limit": 2_000_000},
+    )
+    assert export(sandbox, "the 20th")["data"]["exportSignals"]
+    usage = requests.get(sandbox.endpoint + "_sandbox/stats", timeout=10).json()["usage"]
+    assert (usage["jobs"]["used"], usage["bytes"]["used"], usage["exhausted"]) == (20, 5, True)
+    (error,) = export(sandbox, "the 21st")["errors"]
+    assert error["extensions"]["code"] == "DAILY_LIMIT_EXCEEDED"
+    assert requests.post(url, json={"jobs": 0}, timeout=10).json()["jobs"]["used"] == 0
+    assert export(sandbox, "after a reset")["data"]["exportSignals"]
+    for bad in ({"jobs": -1}, {"files": 1}, [], {"rows": "many"}):
+        assert requests.post(url, json=bad, timeout=10).status_code == 400

@@ -1,8 +1,10 @@
-"""The `exportSignals` argument rules the sandbox enforces, and where an export file goes.
+"""`exportSignals` requests: the 28 signal type names, the window, notifications, `to.sftp`.
 
 Sources: seed 003 (28 signal type names, the two `to.sftp` forms, notifications) and
-../shared/reference/acoustic-connect-api.md §4 and §8 (#12 job names, #15 file naming, #18 window).
-Every problem is reported at once, each naming its argument path and the value received.
+../shared/reference/acoustic-connect-api.md §4 and §8 (#12 job names, #18 window). One set of
+rules: the client checks a request with them before sending, the sandbox enforces them, so both
+give the same messages. Every problem is reported at once, each naming its argument path and the
+value received. Only the server can check uniqueness (job name, `to.sftp.path`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,22 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from acoustic_pipelines.connect.signals import EMAIL, SIGNAL_TYPES
+
+__all__ = [
+    "BEHAVIOR_SIGNAL_TYPES",
+    "DEFAULT_FILE_NAME",
+    "DEFAULT_FOLDER",
+    "EXPORT_SIGNAL_TYPES",
+    "MARKETING_SIGNAL_TYPES",
+    "ExportProblem",
+    "ExportRequest",
+    "check_export_request",
+    "parse_timestamp",
+]
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 
@@ -29,7 +43,6 @@ EXPORT_SIGNAL_TYPES = BEHAVIOR_SIGNAL_TYPES + MARKETING_SIGNAL_TYPES
 
 DEFAULT_FOLDER = "Export/Signals"
 DEFAULT_FILE_NAME = "Signals_Export.csv"
-GZIP_SUFFIX = ".gz"
 # The documented timestamp form: ISO 8601, UTC, milliseconds (seed 003 examples).
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 PARENT_FOLDER_CHARACTERS = re.compile(r"^[A-Za-z0-9 _/-]+$")
@@ -47,7 +60,7 @@ class ExportProblem:
 
 @dataclass(frozen=True)
 class ExportRequest:
-    """A valid exportSignals request."""
+    """A valid exportSignals request (`to.sftp` in at most one of its two forms)."""
 
     job_name: str
     signal_types: tuple[str, ...]
@@ -57,6 +70,27 @@ class ExportRequest:
     parent_folder: str | None = None
     naming_prefix: str | None = None
     path: str | None = None
+
+    def to_variables(self) -> dict[str, Any]:
+        """The request as exportSignals arguments: `jobName`, `export`, `notifications`, `to`."""
+        window = {
+            "signalTypes": list(self.signal_types),
+            "timestampStart": self.timestamp_start,
+            "timestampEnd": self.timestamp_end,
+        }
+        variables: dict[str, Any] = {"jobName": self.job_name, "export": {"signals": window}}
+        if self.notifications:
+            variables["notifications"] = [
+                {"channel": "EMAIL", "destination": to} for to in self.notifications
+            ]
+        sftp = {
+            "parentFolder": self.parent_folder,
+            "namingPrefix": self.naming_prefix,
+            "path": self.path,
+        }
+        if any(v is not None for v in sftp.values()):
+            variables["to"] = {"sftp": {k: v for k, v in sftp.items() if v is not None}}
+        return variables
 
 
 def _show(value: Any) -> str:
@@ -75,7 +109,10 @@ def check_export_request(
     notifications: Sequence[Mapping[str, Any]] | None,
     to: Mapping[str, Any] | None,
 ) -> tuple[ExportRequest | None, list[ExportProblem]]:
-    """The request if every argument is valid, else None and every problem found."""
+    """The request if every argument is valid, else None and every problem found.
+
+    Takes the arguments as the GraphQL schema shapes them (`export.signals.signalTypes`, …).
+    """
     signals = export["signals"]
     sftp = (to or {}).get("sftp") or {}
     problems = [
@@ -154,7 +191,11 @@ def _check_notifications(notifications: Sequence[Mapping[str, Any]]) -> list[Exp
 
 def _check_target(sftp: Mapping[str, Any]) -> list[ExportProblem]:
     """`to.sftp`: either `path`, or `parentFolder` and/or `namingPrefix` (seed 003, §4.4)."""
-    given = {k: v for k, v in sftp.items() if v is not None}
+    # In the schema's field order, so the message is the same whoever built the mapping.
+    order = {"parentFolder": 0, "namingPrefix": 1, "path": 2}
+    given = {
+        k: v for k, v in sorted(sftp.items(), key=lambda kv: order.get(kv[0], 3)) if v is not None
+    }
     if "path" in given and len(given) > 1:
         others = " and ".join(k for k in ("parentFolder", "namingPrefix") if k in given)
         return [
@@ -214,19 +255,3 @@ def _check_path(path: str) -> list[ExportProblem]:
 
 def _strip_slash(folder: str | None) -> str | None:
     return folder.rstrip("/") if folder else folder
-
-
-def export_file_path(request: ExportRequest, *, day: date, unique: str = "") -> str:
-    """Where the job's gzip file goes, relative to the subscription folder (§4.4, §8 #15).
-
-    `path` form: that path plus `.gz`. Otherwise `<parentFolder or Export/Signals>/<day>/
-    <namingPrefix><job name>[_<unique>]_Signals_Export.csv.gz`.
-    """
-    if request.path is not None:
-        return request.path + GZIP_SUFFIX
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", request.job_name).strip("_")[:100] or "export"
-    if unique:
-        slug = f"{slug}_{unique}"
-    folder = request.parent_folder or DEFAULT_FOLDER
-    name = f"{request.naming_prefix or ''}{slug}_{DEFAULT_FILE_NAME}{GZIP_SUFFIX}"
-    return f"{folder}/{day.isoformat()}/{name}"
