@@ -66,7 +66,7 @@ from acoustic_pipelines.actions.mapping_kit import MappingError
 from acoustic_pipelines.actions.triggers import TriggerError
 from acoustic_pipelines.config import DestinationConfig, MappingRule
 from acoustic_pipelines.lake import Lake, StagedPartition
-from acoustic_pipelines.segment.raw_events import RAW_EVENTS
+from acoustic_pipelines.segment.raw_events import RAW_EVENTS, parse_payload
 from acoustic_pipelines.segment.raw_events import REJECTED_EVENTS as INGEST_REJECTS
 
 __all__ = [
@@ -453,7 +453,7 @@ def _map_events(
     last_report = time.monotonic()
     for message_ids, payloads in _raw_batches(lake, day, batch_rows):
         for message_id, payload in zip(message_ids, payloads, strict=True):
-            event = _parse(payload)
+            event = parse_payload(payload)
             for mapper in mappers:
                 mapper.map_event(message_id, event)
         read += len(message_ids)
@@ -469,15 +469,6 @@ def _raw_batches(lake: Lake, day: date, batch_rows: int) -> Iterator[tuple[list,
     columns = ["message_id", "payload"]
     for batch in lake.iter_batches(RAW_EVENTS, day, columns=columns, batch_rows=batch_rows):
         yield batch.column(0).to_pylist(), batch.column(1).to_pylist()
-
-
-def _parse(payload: str | None) -> dict[str, Any] | None:
-    """The event of a raw payload, or None when it is not a JSON object."""
-    try:
-        event = orjson.loads(payload) if payload is not None else None
-    except orjson.JSONDecodeError:
-        return None
-    return event if isinstance(event, dict) else None
 
 
 @dataclass

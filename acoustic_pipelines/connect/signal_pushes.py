@@ -30,8 +30,6 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import Any
 
-import orjson
-
 from acoustic_pipelines.config_signals import SignalRule
 from acoustic_pipelines.connect.batch_sender import (
     NOT_SENT,
@@ -60,7 +58,7 @@ from acoustic_pipelines.connect.signal_rules import (
 )
 from acoustic_pipelines.connect.signals import MAX_SIGNALS_PER_CALL
 from acoustic_pipelines.lake import Lake
-from acoustic_pipelines.segment.raw_events import RAW_EVENTS
+from acoustic_pipelines.segment.raw_events import RAW_EVENTS, parse_payload
 
 __all__ = ["PushReport", "SignalPushError", "push_day"]
 
@@ -265,20 +263,12 @@ def _day_signals(
         message_ids = batch.column(0).to_pylist()
         for message_id, payload in zip(message_ids, batch.column(1).to_pylist(), strict=True):
             tally.events_read += 1
-            event = _parse(payload)
+            event = parse_payload(payload)
             if event is None:
                 problem = f"{UNREADABLE_PAYLOAD}: the raw payload is not a JSON object"
                 yield RejectedSignal("", str(message_id), "", (problem,))
                 continue
             yield from signals_for_event(event, rules, settings)
-
-
-def _parse(payload: str | None) -> dict[str, Any] | None:
-    try:
-        event = orjson.loads(payload) if payload is not None else None
-    except orjson.JSONDecodeError:
-        return None
-    return event if isinstance(event, dict) else None
 
 
 @dataclass

@@ -85,6 +85,15 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str], None]
 
 
+def parse_payload(payload: str | None) -> dict[str, Any] | None:
+    """The event of a stored `payload`, or None when it is not a JSON object."""
+    try:
+        event = orjson.loads(payload) if payload is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
 class AccountingError(RuntimeError):
     """The written row counts do not add up to the lines read; nothing was committed."""
 
