@@ -18,10 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-import requests
-import urllib3.exceptions
-
-from acoustic_pipelines.connect.client import ConnectClient
+from acoustic_pipelines.connect.client import ConnectClient, request_may_have_been_sent
 from acoustic_pipelines.connect.errors import (
     NETWORK_ERROR,
     ConnectError,
@@ -157,8 +154,4 @@ def _outcome_unknown(error: ConnectError) -> bool:
     """Whether the call may have reached Connect although no answer came back."""
     if error.code != NETWORK_ERROR or error.status is not None:
         return False
-    cause = error.__cause__
-    wrapped = cause.args[0] if isinstance(cause, requests.ConnectionError) and cause.args else None
-    reason = getattr(wrapped, "reason", None)
-    # A connection that was never made (refused, connect timeout) carried no request.
-    return not isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
+    return error.__cause__ is not None and request_may_have_been_sent(error.__cause__)

@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 import requests
+import urllib3
 from gql import Client, GraphQLRequest
 from gql.client import SyncClientSession
 from gql.transport import Transport
@@ -122,6 +123,34 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+# Mutations that must not run twice: Connect has no idempotency key, so after a request that may
+# have reached it (read timeout, connection reset) the outcome is unknown and is not retried.
+NOT_RETRIED_ONCE_SENT = frozenset({"createSignals", "exportSignals"})
+
+
+class _NetworkFailure(TransportConnectionFailed):
+    """No HTTP answer; `request_sent` says whether the request may have reached the server."""
+
+    def __init__(self, message: str, *, request_sent: bool) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+
+def _unanswered_mutation(operation: str, failure: TransportError) -> bool:
+    """A mutation that must not run twice got no answer after its request may have left."""
+    sent = isinstance(failure, _NetworkFailure) and failure.request_sent
+    return sent and operation in NOT_RETRIED_ONCE_SENT
+
+
+def request_may_have_been_sent(exc: BaseException) -> bool:
+    """False only when no connection was made (refused, connect timeout): then nothing was sent."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    wrapped = exc.args[0] if isinstance(exc, requests.ConnectionError) and exc.args else None
+    # urllib3's NewConnectionError (refused) is a ConnectTimeoutError too.
+    return not isinstance(getattr(wrapped, "reason", None), urllib3.exceptions.ConnectTimeoutError)
+
+
 class _HttpTransport(Transport):
     """One GraphQL POST per request with `requests`; failures keep their HTTP status."""
 
@@ -154,7 +183,9 @@ class _HttpTransport(Transport):
                 self.url, data=body, headers=self._headers, timeout=self.timeout
             )
         except requests.RequestException as exc:
-            raise TransportConnectionFailed(f"{type(exc).__name__}: {exc}") from exc
+            raise _NetworkFailure(
+                f"{type(exc).__name__}: {exc}", request_sent=request_may_have_been_sent(exc)
+            ) from exc
         try:
             result = response.json()
         except ValueError:
@@ -197,8 +228,11 @@ class ConnectClient:
     Its methods raise, never retrying the first four: ``InvalidInputError`` (refused locally,
     nothing sent, or `BAD_USER_INPUT`), ``ForbiddenError`` (tier), ``AuthenticationError``,
     ``DailyLimitReachedError``; after every retry, ``RateLimitedError`` or ``UnavailableError``.
-    A read timeout or dropped connection is retried like any network error, so a mutation the
-    server did run may run twice: the API has no idempotency key (callers keep a ledger).
+    A network error is retried only when the request cannot have reached Connect (refused
+    connection, connect timeout) or the operation is safe to repeat; `createSignals` and
+    `exportSignals` with no answer after sending raise ``UnavailableError`` instead, as running
+    them twice would import or export twice (the API has no idempotency key; callers record
+    the unknown outcome, e.g. the push ledger).
     """
 
     def __init__(
@@ -379,9 +413,11 @@ class ConnectClient:
             message = f"{operation} not sent: the local Connect schema refuses it: {listed}"
             raise self._fail(InvalidInputError(message, code=GRAPHQL_VALIDATION_FAILED))
 
-    def _retry_delay(self, failure: TransportError, attempt: int) -> float | None:
+    def _retry_delay(self, operation: str, failure: TransportError, attempt: int) -> float | None:
         """Seconds to wait before retrying ``failure``, or None when it must not be retried."""
         if attempt >= self.max_retries:
+            return None
+        if _unanswered_mutation(operation, failure):
             return None
         if isinstance(failure, _HttpFailure):
             if not (failure.status == 429 or failure.status >= 500):
@@ -401,6 +437,13 @@ class ConnectClient:
                 retry_after=failure.retry_after,
                 attempts=attempts,
             )
+        if _unanswered_mutation(operation, failure):
+            message = (
+                f"no answer from Acoustic Connect at {self.endpoint} for {operation}: "
+                f"{failure}; the request may have been processed, so it is not retried "
+                "(that could import or export twice)"
+            )
+            return UnavailableError(message, code=NETWORK_ERROR)
         message = (
             f"could not reach Acoustic Connect at {self.endpoint} for {operation} after "
             f"{attempts} attempt{'s' if attempts > 1 else ''}: {failure}; "
@@ -426,9 +469,9 @@ class ConnectClient:
                     operation, endpoint=self.endpoint, status=200, body=body
                 )
                 raise self._fail(error) from None
-            except (_HttpFailure, TransportConnectionFailed) as exc:
+            except (_HttpFailure, _NetworkFailure) as exc:
                 failure: TransportError = exc
-            delay = self._retry_delay(failure, attempt)
+            delay = self._retry_delay(operation, failure, attempt)
             if delay is None:
                 cause = (
                     failure.__cause__ if isinstance(failure, TransportConnectionFailed) else None
