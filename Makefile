@@ -16,13 +16,16 @@ $(STAMP): pyproject.toml
 $(DAGSTER_HOME):
 	mkdir -p $(DAGSTER_HOME)
 
-demo: $(STAMP) | $(DAGSTER_HOME)  ## set up, then run the daily pipeline on a sample day
+$(DAGSTER_HOME)/dagster.yaml: | $(DAGSTER_HOME)
+	cp config/dagster.yaml $@
+
+demo: $(STAMP) | $(DAGSTER_HOME)/dagster.yaml  ## set up, then run the daily pipeline on a sample day
 	$(BIN)/acoustic-pipelines demo
 
 test: $(STAMP)  ## set up, then run the whole test suite
 	$(BIN)/python -m pytest
 
-dev: $(STAMP) | $(DAGSTER_HOME)  ## open the Dagster UI on this code location
+dev: $(STAMP) | $(DAGSTER_HOME)/dagster.yaml  ## open the Dagster UI on this code location
 	$(BIN)/acoustic-pipelines sandbox -- $(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP)  ## throughput and memory figures (by hand, not part of the tests)
