@@ -95,6 +95,13 @@ def _problem(message: str, *, at: Loc = (), **context: Any) -> PydanticCustomErr
     return PydanticCustomError(OWN_ERROR, "{message}", {"message": message, "at": at, **context})
 
 
+def require_name(name: str, what: str, example: str) -> str:
+    """``name`` unless it is blank; then the problem, naming what needs it and an example."""
+    if not name.strip():
+        raise _problem(f"{what} needs a name (e.g. {example}); got {show(name)}")
+    return name
+
+
 def raw_list(value: Any, key: str) -> list[Any]:
     """``value[key]`` of the raw data when value is a dict and that is a list, else ``[]``."""
     found = value.get(key) if isinstance(value, dict) else None
@@ -334,9 +341,7 @@ class MappingConfig(_ConfigModel):
     @field_validator("name")
     @classmethod
     def _name_not_blank(cls, name: str) -> str:
-        if not name.strip():
-            raise _problem(f"a mapping needs a name (e.g. Track Calls); got {show(name)}")
-        return name
+        return require_name(name, "a mapping", "Track Calls")
 
     def matches(self, event: dict) -> bool:
         """Whether the trigger matches the event (compiled once, Segment's semantics)."""

@@ -23,6 +23,7 @@ when the file is loaded (reference acoustic-connect-api.md §2.4).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ from acoustic_pipelines.config_model import (
     Trigger,
     _ConfigModel,
     _problem,
+    require_name,
     show,
 )
 from acoustic_pipelines.connect.signals import SIGNAL_TYPES, TIERS
@@ -58,10 +60,10 @@ class SignalRule:
     name: str
     signal_type: str
     fql: str
-    matches: Any
-    identity: Any
-    session_id: Any | None
-    content: Any
+    matches: Callable[[dict], bool]
+    identity: Callable[[dict], Any]
+    session_id: Callable[[dict], Any] | None
+    content: Callable[[dict], Any]
 
 
 class SignalRuleConfig(_ConfigModel):
@@ -78,9 +80,7 @@ class SignalRuleConfig(_ConfigModel):
     @field_validator("name")
     @classmethod
     def _name_not_blank(cls, name: str) -> str:
-        if not name.strip():
-            raise _problem(f"a signal rule needs a name (e.g. Product Added); got {show(name)}")
-        return name
+        return require_name(name, "a signal rule", "Product Added")
 
     @field_validator("signal_type")
     @classmethod

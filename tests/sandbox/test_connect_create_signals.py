@@ -15,37 +15,12 @@ import pytest
 import requests
 
 from acoustic_pipelines.sandbox.connect_server import ConnectSandbox, serve_connect
+from tests.seed_signals import SEED_ADD_TO_CART, SEED_PAGE_VIEW
 
 KEY = "test-api-key"
 CREATE = "mutation($signals: [SignalInput!]!) { createSignals(signals: $signals) { signalIds } }"
-ADD_TO_CART = {
-    "appKey": "00000000000xxx000000000xxxx",
-    "identifiableAttributes": {"contactKey": "AAUN-132417508"},
-    "sessionId": "OOII97671461464332a1111",
-    "signalContent": {
-        "signalType": "addToCart",
-        "name": "Add product to cart in online store",
-        "category": "Behavior",
-        "currency": "USD",
-        "productId": "AC-PNT-WHT-SM",
-        "productName": "AWESOME COLORS Interior Paint Satin Finish 32 Fl Oz",
-        "effect": "positive",
-        "itemQuantity": 2,
-        "unitPrice": 39.99,
-        "discount": 7,
-    },
-}
-PAGE_VIEW = {
-    "appKey": "00000000000xxx000000000xxxx",
-    "identifiableAttributes": {"email": "ann@example.com"},
-    "signalContent": {
-        "signalType": "pageView",
-        "name": "Sample product view",
-        "category": "Behavior",
-        "effect": "positive",
-        "url": "https://example.com/shoes/sandal-beige",
-    },
-}
+ADD_TO_CART = SEED_ADD_TO_CART
+PAGE_VIEW = SEED_PAGE_VIEW
 
 
 @pytest.fixture
