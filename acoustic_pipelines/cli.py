@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser(
         "sandbox",
-        help="serve the local stand-ins (S3 access point, Connect API) on 127.0.0.1, "
+        help="serve the local stand-ins (S3 access point, Connect API, SFTP) on 127.0.0.1, "
         "around COMMAND if given",
     )
     sandbox.add_argument("--config", default=None, help=config_help)
@@ -124,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--s3-port", type=int, default=0, help="default: a free port")
     sandbox.add_argument("--connect-port", type=int, default=0, help="default: a free port")
+    sandbox.add_argument("--sftp-port", type=int, default=0, help="default: a free port")
+    sandbox.add_argument(
+        "--export-delay",
+        type=float,
+        default=5.0,
+        help="seconds an export job takes before its file appears on SFTP (default 5)",
+    )
     sandbox.add_argument(
         "--tier",
         choices=TIERS,
@@ -225,8 +232,10 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         config,
         s3_port=args.s3_port,
         connect_port=args.connect_port,
+        sftp_port=args.sftp_port,
         folder=args.dir,
         tier=args.tier,
+        export_delay=args.export_delay,
     ) as environment:
         for name, value in environment.items():
             print(f"export {name}={shlex.quote(value)}", flush=True)
@@ -264,6 +273,11 @@ _SHOWN_COUNTS = (
     "bytes",
     "signals_sent",
     "batches_sent",
+    "planned_jobs",
+    "planned_rows",
+    "jobs_submitted",
+    "job_ids",
+    "bytes_downloaded",
 )
 
 

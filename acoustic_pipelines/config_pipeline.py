@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr, ValidatorFunctionWrapHandler, model_validator
 from pydantic_core import PydanticCustomError
 
+from acoustic_pipelines.config_exports import ExportsConfig
 from acoustic_pipelines.config_model import (
     MAX_MAPPINGS,
     WHOLE_FILE_ERROR,
@@ -26,13 +27,13 @@ from acoustic_pipelines.config_signals import SignalsConfig
 class PipelineConfig(_ConfigModel):
     """The whole pipeline config file; load it with :func:`acoustic_pipelines.config.load_config`.
 
-    ``exports`` is reserved for export definitions (a later issue defines its shape) and is taken
-    as it is, except that no secret may sit in it.
+    Export definitions and the daily export quota are modelled in
+    :mod:`acoustic_pipelines.config_exports`.
     """
 
     destinations: list[DestinationConfig]
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
-    exports: dict[str, Any] | None = None
+    exports: ExportsConfig = Field(default_factory=ExportsConfig)
 
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _source: str | None = PrivateAttr(default=None)
@@ -117,4 +118,10 @@ def whole_file_problems(data: Any) -> list[tuple[Loc, str]]:
         found.extend(_duplicate_names(mappings, "mapping", at))
     signals = data.get("signals") if isinstance(data, dict) else None
     found.extend(_duplicate_names(raw_list(signals, "rules"), "signal rule", ("signals", "rules")))
+    exports = data.get("exports") if isinstance(data, dict) else None
+    found.extend(
+        _duplicate_names(
+            raw_list(exports, "definitions"), "export definition", ("exports", "definitions")
+        )
+    )
     return found + secret_problems(data)

@@ -3,9 +3,10 @@
 import dagster as dg
 
 from acoustic_pipelines import settings
-from assets import acoustic, connect, segment
+from assets import acoustic, automation, connect, segment
 from resources import AcousticConnectResource, LakeResource, SegmentArchiveResource
 from resources.acoustic_s3 import AcousticS3Resource
+from resources.exports import AcousticSftpResource, ExportLedgerResource
 from resources.pipeline_config import PipelineConfigResource
 
 defs = dg.Definitions(
@@ -14,8 +15,14 @@ defs = dg.Definitions(
         acoustic.mapped_events,
         acoustic.s3_csv_delivery,
         connect.signal_pushes,
+        connect.export_plan,
+        connect.export_jobs,
+        connect.exported_signals,
     ],
     asset_checks=[segment.raw_events_partition_consistent],
+    jobs=[automation.daily_pipeline_job, automation.collect_exports_job],
+    schedules=[automation.daily_pipeline_schedule],
+    sensors=[automation.exported_files_sensor],
     resources={
         "segment_archive": SegmentArchiveResource(),
         "lake": LakeResource(),
@@ -27,5 +34,9 @@ defs = dg.Definitions(
         "acoustic_connect": AcousticConnectResource(
             api_key=dg.EnvVar(settings.ACOUSTIC_API_KEY_ENV)
         ),
+        "acoustic_sftp": AcousticSftpResource(
+            key_path=dg.EnvVar(settings.ACOUSTIC_SFTP_KEY_PATH_ENV)
+        ),
+        "export_ledger": ExportLedgerResource(),
     },
 )

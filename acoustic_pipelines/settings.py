@@ -25,6 +25,9 @@ ACOUSTIC_SFTP_PORT_ENV: Final = "ACOUSTIC_SFTP_PORT"
 ACOUSTIC_SFTP_USER_ENV: Final = "ACOUSTIC_SFTP_USER"
 ACOUSTIC_SFTP_KEY_PATH_ENV: Final = "ACOUSTIC_SFTP_KEY_PATH"
 ACOUSTIC_SFTP_KNOWN_HOSTS_ENV: Final = "ACOUSTIC_SFTP_KNOWN_HOSTS"
+# The ledger of exportSignals jobs (a SQLite file on a local disk).
+EXPORT_LEDGER_ENV: Final = "ACOUSTIC_PIPELINES_EXPORT_LEDGER"
+EXPORT_LEDGER_FILE: Final = "_ledgers/export_jobs.sqlite"
 
 DEFAULT_ARCHIVE: Final = "./sample-archive"
 DEFAULT_LAKE: Final = "./lake"
@@ -44,6 +47,24 @@ def archive_location() -> str:
 def lake_location() -> str:
     """The lake root: `$ACOUSTIC_PIPELINES_LAKE`, else `./lake`."""
     return os.environ.get(LAKE_ENV) or DEFAULT_LAKE
+
+
+def export_ledger_path() -> Path:
+    """The export-job ledger: `$ACOUSTIC_PIPELINES_EXPORT_LEDGER`, else `_ledgers/` of a local lake.
+
+    Raises:
+        SettingsError: The lake is on S3 and the variable is not set (SQLite needs a local disk).
+    """
+    configured = os.environ.get(EXPORT_LEDGER_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    lake = lake_location()
+    if "://" in lake:
+        raise SettingsError(
+            f"the lake {lake} is not a local folder: set {EXPORT_LEDGER_ENV} to a file on a "
+            "local disk for the export-job ledger (a SQLite database)"
+        )
+    return Path(lake) / EXPORT_LEDGER_FILE
 
 
 def s3_endpoint_url() -> str | None:

@@ -1,15 +1,51 @@
 """Acoustic Connect side: each day's behavior signals pushed with `createSignals`
-(`connect/signal_pushes`)."""
+(`connect/signal_pushes`), and signals brought back out with `exportSignals`: the plan and its
+blocking quota checks (`connect/export_plan`), the submitted jobs (`connect/export_jobs`) and the
+collected files as Parquet (`connect/exported_signals`)."""
 
 import os
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 from pydantic import Field
 
 from acoustic_pipelines.config import SignalsConfig
-from acoustic_pipelines.connect.push_ledger import SIGNAL_PUSHES, LedgerError
+from acoustic_pipelines.config_exports import ExportsConfig
+from acoustic_pipelines.connect.export_csv import ExportFileError
+from acoustic_pipelines.connect.export_ledger import ExportLedger, LedgerJob
+from acoustic_pipelines.connect.export_planning import (
+    EXPORT_JOBS,
+    EXPORT_PLAN,
+    PLAN_FILE,
+    ExportPlan,
+    plan_exports,
+    window_days,
+)
+from acoustic_pipelines.connect.export_submission import (
+    ExportSubmitError,
+    StalePlanError,
+    SubmitReport,
+    submit_plan,
+)
+from acoustic_pipelines.connect.exported_signals import (
+    EXPORTED_SIGNALS,
+    CollectReport,
+    MissingExportJobError,
+    collect_exports,
+)
+from acoustic_pipelines.connect.push_ledger import (
+    SIGNAL_PUSHES,
+    LedgerError,
+    pushed_signal_counts,
+)
+from acoustic_pipelines.connect.quota import WARN_SHARE, DailyLimits
 from acoustic_pipelines.connect.rejected_signals import REJECTED_SIGNALS
+from acoustic_pipelines.connect.sftp import (
+    IntegrityError,
+    SftpConnectionError,
+    SftpError,
+    WaitTimeoutError,
+)
 from acoustic_pipelines.connect.signal_pushes import PushReport, SignalPushError, push_day
 from acoustic_pipelines.connect.signal_rules import SignalSettings
 from acoustic_pipelines.lake import Lake, PartitionNotFound
@@ -18,6 +54,7 @@ from assets.markdown import markdown_table
 from assets.partitions import daily_partitions
 from assets.segment import OWNERS, RAW_EVENTS_KEY
 from resources.connect import AcousticConnectResource
+from resources.exports import AcousticSftpResource, ExportLedgerResource
 from resources.pipeline_config import PipelineConfigResource
 from resources.storage import LakeResource
 
@@ -209,3 +246,492 @@ def _uri(store: Lake, dataset: str, day: date) -> str:
 def _reasons_table(report: PushReport) -> str:
     rows = [{"reason": r, "signals": f"{n:,}"} for r, n in report.rejected_by_reason.items()]
     return markdown_table(rows, empty="_no rejects_")
+
+
+# --------------------------------------------------------------------------------------------
+# exportSignals: plan (+ blocking quota checks) → jobs (ledger) → exported signals (SFTP)
+# --------------------------------------------------------------------------------------------
+
+EXPORT_PLAN_KEY = dg.AssetKey(EXPORT_PLAN.split("/"))
+EXPORT_JOBS_KEY = dg.AssetKey(EXPORT_JOBS.split("/"))
+EXPORTED_SIGNALS_KEY = dg.AssetKey(EXPORTED_SIGNALS.split("/"))
+EXPORTS_POOL = "acoustic_exports"
+SFTP_POOL = "acoustic_sftp"
+#: The blocking checks of the plan, one per daily limit (ERROR: export_jobs does not run).
+LIMIT_CHECKS = {
+    "jobs": "export_jobs_within_daily_limit",
+    "rows": "export_rows_within_daily_limit",
+    "bytes": "export_bytes_within_daily_limit",
+}
+QUOTA_WARNING_CHECK = "export_quota_below_80_percent"
+#: Checks of the actual usage once the files are collected.
+USAGE_CHECKS = {
+    "jobs": "exported_jobs_within_daily_limit",
+    "rows": "exported_rows_within_daily_limit",
+    "bytes": "exported_bytes_within_daily_limit",
+}
+_UNITS = {"jobs": "jobs", "rows": "rows", "bytes": "bytes"}
+
+
+class ExportPlanConfig(dg.Config):
+    """Run configuration of `connect/export_plan`."""
+
+    force: bool = Field(
+        default=False,
+        description="Plan every day again, even days an earlier job already exported: each "
+        "gets a new job (a new attempt number), counted against today's quota.",
+    )
+
+
+class ExportedSignalsConfig(dg.Config):
+    """Run configuration of `connect/exported_signals`."""
+
+    timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long to wait for each job's file on SFTP; unset: "
+        "exports.collect_timeout_seconds of the pipeline config.",
+    )
+
+
+def _run_days(context: dg.AssetExecutionContext) -> list[date]:
+    """The UTC days of the run: one partition, or every day of a backfilled range."""
+    window = context.partition_time_window
+    return window_days(window.start.date(), window.end.date() - timedelta(days=1))
+
+
+@dg.asset(
+    key=EXPORT_PLAN_KEY,
+    group_name="connect",
+    partitions_def=daily_partitions,
+    deps=[SIGNAL_PUSHES_KEY],
+    kinds={"acoustic", "json"},
+    owners=OWNERS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[
+        *(
+            dg.AssetCheckSpec(
+                name,
+                asset=EXPORT_PLAN_KEY,
+                blocking=True,
+                description=f"Blocks connect/export_jobs when the plan would take today's export "
+                f"{limit} past Acoustic's daily limit (less the configured reserve).",
+            )
+            for limit, name in LIMIT_CHECKS.items()
+        ),
+        dg.AssetCheckSpec(
+            QUOTA_WARNING_CHECK,
+            asset=EXPORT_PLAN_KEY,
+            description="Warns when the plan would use 80 % or more of any daily export limit.",
+        ),
+    ],
+)
+def export_plan(
+    context: dg.AssetExecutionContext,
+    config: ExportPlanConfig,
+    pipeline_config: PipelineConfigResource,
+    lake: LakeResource,
+    export_ledger: ExportLedgerResource,
+) -> dg.MaterializeResult:
+    """Which exportSignals jobs the day (or a backfilled range) needs, and their share of today's quota.
+
+    For every export definition of the config (`exports:`), the days not yet exported are packed
+    into as few jobs as possible, each with its name, SFTP path, window and estimated rows and
+    bytes (from earlier exports, this pipeline's own pushes, or the configured default).
+    Materializing only this asset is the dry run: it shows what would be submitted and submits
+    nothing. Its blocking checks stop `connect/export_jobs` when the plan would pass one of
+    Acoustic's daily export limits (20 jobs, 2,000,000 rows, 1 GB per UTC day, less the
+    reserve); the plan is at `connect/export_plan/date=…/plan.json`.
+    """
+    days = _run_days(context)
+    exports = pipeline_config.load().exports
+    store = lake.get_lake()
+    plan = plan_exports(
+        exports,
+        days,
+        ledger=export_ledger.get_ledger(),
+        pushed_by_day={d: _pushed(store, d) for d in days},
+        now=datetime.now(UTC),
+        force=config.force,
+    )
+    for day in days:
+        with store.stage(EXPORT_PLAN, day) as staged:
+            store.fs.create_dir(staged.path, recursive=True)
+            with store.fs.open_output_stream(staged.file(PLAN_FILE)) as out:
+                out.write(plan.to_json().encode())
+            store.commit(staged, {"plan_id": plan.plan_id, "jobs": len(plan.jobs)})
+    context.log.info(_plan_line(plan))
+    return dg.MaterializeResult(
+        metadata=plan_metadata(plan, store, days),
+        check_results=[*limit_results(plan), quota_warning_result(plan)],
+    )
+
+
+def _pushed(store: Lake, day: date) -> dict[str, int]:
+    try:
+        return pushed_signal_counts(store, day)
+    except LedgerError:
+        return {}
+
+
+def _plan_line(plan: ExportPlan) -> str:
+    planned = plan.planned
+    return (
+        f"export plan {plan.first_day}..{plan.last_day}: {planned.jobs} job(s), "
+        f"~{planned.rows:,} rows, ~{planned.bytes:,} bytes; today ({plan.quota_day}) used "
+        f"{plan.used.jobs} jobs, {plan.used.rows:,} rows, {plan.used.bytes:,} bytes; "
+        + ("fits" if not plan.breaches else "; ".join(str(b) for b in plan.breaches))
+    )
+
+
+def limit_results(plan: ExportPlan) -> list[dg.AssetCheckResult]:
+    """One ERROR-severity result per daily limit: passed while used + planned fits."""
+    results = []
+    for limit, name in LIMIT_CHECKS.items():
+        breach = plan.breach(limit)
+        used, planned = getattr(plan.used, limit), getattr(plan.planned, limit)
+        if breach is None:
+            description = (
+                f"{used:,} used + {planned:,} planned ≤ {plan.maximum(limit):,} {_UNITS[limit]} "
+                f"available today ({plan.quota_day})"
+            )
+        elif plan.exhausted:
+            description = f"today is exhausted: {plan.exhausted}"
+        else:
+            description = f"{breach}; export a shorter range" + (
+                f" (through {plan.fits_through} fits today)" if plan.fits_through else ""
+            )
+        results.append(
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=breach is None,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=description,
+                metadata={
+                    "limit": dg.MetadataValue.int(getattr(plan.limits, limit)),
+                    "reserve": dg.MetadataValue.int(getattr(plan.reserve, limit)),
+                    "used": dg.MetadataValue.int(used),
+                    "planned": dg.MetadataValue.int(planned),
+                    "over_by": dg.MetadataValue.int(breach.over if breach else 0),
+                },
+            )
+        )
+    return results
+
+
+def quota_warning_result(plan: ExportPlan) -> dg.AssetCheckResult:
+    """WARN when used + planned reaches 80 % of any limit (less the reserve)."""
+    shares = plan.shares
+    high = {n: s for n, s in shares.items() if s >= WARN_SHARE} if plan.jobs else {}
+    return dg.AssetCheckResult(
+        check_name=QUOTA_WARNING_CHECK,
+        passed=not high,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "; ".join(f"{n}: {s:.0%} of today's limit" for n, s in high.items())
+            if high
+            else f"under {WARN_SHARE:.0%} of every daily limit"
+        ),
+        metadata={f"{n}_share": dg.MetadataValue.float(round(s, 4)) for n, s in shares.items()},
+    )
+
+
+def plan_metadata(plan: ExportPlan, store: Lake, days: list[date]) -> dict[str, dg.MetadataValue]:
+    """What would be submitted and how much of today's quota it takes (stable keys)."""
+    planned, remaining = plan.planned, plan.remaining
+    metadata: dict[str, dg.MetadataValue] = {
+        "planned_jobs": dg.MetadataValue.int(planned.jobs),
+        "planned_rows": dg.MetadataValue.int(planned.rows),
+        "planned_bytes": dg.MetadataValue.int(planned.bytes),
+        "used_jobs": dg.MetadataValue.int(plan.used.jobs),
+        "used_rows": dg.MetadataValue.int(plan.used.rows),
+        "used_bytes": dg.MetadataValue.int(plan.used.bytes),
+        "remaining_jobs": dg.MetadataValue.int(remaining.jobs),
+        "remaining_rows": dg.MetadataValue.int(remaining.rows),
+        "remaining_bytes": dg.MetadataValue.int(remaining.bytes),
+        "days_already_exported": dg.MetadataValue.int(
+            len(
+                {
+                    (c.definition, d)
+                    for c in plan.covered
+                    for d in window_days(c.window_start, c.window_end)
+                    if d in days
+                }
+            )
+        ),
+        "quota_day": dg.MetadataValue.text(plan.quota_day.isoformat()),
+        "fits_through": dg.MetadataValue.text(str(plan.fits_through or "nothing fits today")),
+        "plan_id": dg.MetadataValue.text(plan.plan_id),
+        "forced": dg.MetadataValue.bool(plan.forced),
+        "jobs": dg.MetadataValue.md(_jobs_table(plan)),
+        "plan_path": dg.MetadataValue.path(store.partition_uri(EXPORT_PLAN, days[0])),
+    }
+    return metadata
+
+
+def _jobs_table(plan: ExportPlan) -> str:
+    rows = [
+        {
+            "definition": j.definition,
+            "job name": j.job_name,
+            "window": f"{j.window_start}..{j.window_end}",
+            "rows (est.)": f"{j.estimated_rows:,}",
+            "bytes (est.)": f"{j.estimated_bytes:,}",
+            "estimate from": ", ".join(j.estimate_sources),
+            "path": j.path,
+        }
+        for j in plan.jobs
+    ]
+    rows += [
+        {
+            "definition": c.definition,
+            "job name": f"{c.job_name} ({c.status}: not submitted again)",
+            "window": f"{c.window_start}..{c.window_end}",
+            "rows (est.)": "",
+            "bytes (est.)": "",
+            "estimate from": "",
+            "path": "",
+        }
+        for c in plan.covered
+    ]
+    return markdown_table(rows, empty="_nothing to submit_")
+
+
+@dg.asset(
+    key=EXPORT_JOBS_KEY,
+    group_name="connect",
+    partitions_def=daily_partitions,
+    deps=[EXPORT_PLAN_KEY],
+    kinds={"acoustic", "sqlite"},
+    owners=OWNERS,
+    pool=EXPORTS_POOL,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def export_jobs(
+    context: dg.AssetExecutionContext,
+    pipeline_config: PipelineConfigResource,
+    lake: LakeResource,
+    export_ledger: ExportLedgerResource,
+    acoustic_connect: AcousticConnectResource,
+) -> dg.MaterializeResult:
+    """The exportSignals jobs submitted for the day (or range), as recorded in the job ledger.
+
+    Submits the jobs of `connect/export_plan` once its quota checks passed. Each job's quota is
+    reserved in the ledger first, in one transaction, so runs in parallel can never pass a limit
+    together; a job the ledger already holds (an earlier run submitted it) is not submitted again.
+    A DAILY_LIMIT_EXCEEDED answer records the UTC day as exhausted and fails the run, without
+    retries. The ledger (a SQLite file: job name, dataJobId, SFTP path, window, submitted-at,
+    rows and bytes once collected) is at `$ACOUSTIC_PIPELINES_EXPORT_LEDGER`.
+    """
+    days = _run_days(context)
+    store = lake.get_lake()
+    plan = _read_plan(store, days)
+    ledger = export_ledger.get_ledger()
+    tier = pipeline_config.load().signals.tier
+    try:
+        report = submit_plan(
+            plan,
+            ledger,
+            client_factory=lambda: acoustic_connect.get_client(tier),
+            run_id=context.run.run_id,
+            on_progress=context.log.info,
+        )
+    except StalePlanError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except ExportSubmitError as exc:
+        raise dg.Failure(
+            description=str(exc),
+            metadata=jobs_metadata(exc.report.jobs, ledger, store, days),
+            allow_retries=False,
+        ) from exc
+    for day in days:
+        with store.stage(EXPORT_JOBS, day) as staged:
+            store.fs.create_dir(staged.path, recursive=True)
+            covering = [j.job_name for j in report.jobs if j.covers(day)]
+            store.commit(staged, {"plan_id": plan.plan_id, "jobs": covering})
+    context.log.info(
+        f"{len(report.submitted)} export job(s) submitted, {len(report.skipped)} already in the ledger"
+    )
+    return dg.MaterializeResult(metadata=jobs_metadata(report.jobs, ledger, store, days, report))
+
+
+def _read_plan(store: Lake, days: list[date]) -> ExportPlan:
+    """The plan every day of the run shares; a failure when the days were planned apart."""
+    plans: dict[str, ExportPlan] = {}
+    for day in days:
+        try:
+            with store.fs.open_input_stream(
+                f"{store.partition_path(EXPORT_PLAN, day)}/{PLAN_FILE}"
+            ) as stream:
+                plan = ExportPlan.from_json(stream.read())
+        except FileNotFoundError:
+            raise dg.Failure(
+                description=f"no export plan for {day}: materialize {EXPORT_PLAN} first",
+                allow_retries=False,
+            ) from None
+        plans[plan.plan_id] = plan
+    if len(plans) > 1:
+        raise dg.Failure(
+            description=f"the days {days[0]}..{days[-1]} were planned by {len(plans)} different "
+            f"runs of {EXPORT_PLAN}: materialize it for exactly this range again",
+            allow_retries=False,
+        )
+    return next(iter(plans.values()))
+
+
+def jobs_metadata(
+    jobs: list[LedgerJob],
+    ledger: ExportLedger,
+    store: Lake,
+    days: list[date],
+    report: SubmitReport | None = None,
+) -> dict[str, dg.MetadataValue]:
+    """The jobs of the run, today's usage after it, and where the ledger is."""
+    used = ledger.usage(datetime.now(UTC).date())
+    rows = [
+        {
+            "job name": j.job_name,
+            "status": j.status,
+            "dataJobId": j.data_job_id or "",
+            "window": f"{j.window_start}..{j.window_end}",
+            "path": j.remote_path,
+            "submitted at (UTC)": j.submitted_at.isoformat() if j.submitted_at else "",
+        }
+        for j in jobs
+    ]
+    return {
+        "jobs_submitted": dg.MetadataValue.int(len(report.submitted) if report else 0),
+        "jobs_already_submitted": dg.MetadataValue.int(len(report.skipped) if report else 0),
+        "job_ids": dg.MetadataValue.text(", ".join(j.data_job_id or "?" for j in jobs)),
+        "used_jobs_today": dg.MetadataValue.int(used.jobs),
+        "used_rows_today": dg.MetadataValue.int(used.rows),
+        "used_bytes_today": dg.MetadataValue.int(used.bytes),
+        "jobs": dg.MetadataValue.md(markdown_table(rows, empty="_no jobs_")),
+        "ledger_path": dg.MetadataValue.path(str(ledger.path)),
+        "partition_path": dg.MetadataValue.path(store.partition_uri(EXPORT_JOBS, days[0])),
+    }
+
+
+@dg.asset(
+    key=EXPORTED_SIGNALS_KEY,
+    group_name="connect",
+    partitions_def=daily_partitions,
+    deps=[EXPORT_JOBS_KEY],
+    kinds={"acoustic", "parquet"},
+    owners=OWNERS,
+    pool=SFTP_POOL,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[
+        dg.AssetCheckSpec(
+            name,
+            asset=EXPORTED_SIGNALS_KEY,
+            description=f"The actual export {limit} of the jobs' UTC day (ledger, with the "
+            "collected files' real rows and bytes) are within Acoustic's daily limit.",
+        )
+        for limit, name in USAGE_CHECKS.items()
+    ],
+)
+def exported_signals(
+    context: dg.AssetExecutionContext,
+    config: ExportedSignalsConfig,
+    pipeline_config: PipelineConfigResource,
+    lake: LakeResource,
+    export_ledger: ExportLedgerResource,
+    acoustic_sftp: AcousticSftpResource,
+) -> dg.MaterializeResult:
+    """The day's signals as Acoustic Connect exported them, typed, one Parquet dataset per day.
+
+    Collects each export job's gzip CSV over SFTP (waiting for it with backoff up to the
+    timeout), verifies it (size, whole gzip stream) and lands its rows by the UTC day of
+    `SIGNAL_TIMESTAMP` at `connect/exported_signals/date=…/definition=<name>/`: a job covering a
+    range fills every day of it, and a day without rows gets an empty file with the schema.
+    Columns are the export's (timestamps as UTC timestamps, booleans, arrays parsed,
+    `SIGNAL_CONTENT` as JSON text, audience attributes as text).
+    """
+    days = _run_days(context)
+    exports = pipeline_config.load().exports
+    ledger = export_ledger.get_ledger()
+    store = lake.get_lake()
+    timeout = config.timeout_seconds or exports.collect_timeout_seconds
+    try:
+        report = collect_exports(
+            store,
+            ledger,
+            definitions=[d.name for d in exports.enabled_definitions],
+            days=days,
+            open_sftp=acoustic_sftp.open_session,
+            timeout=timeout,
+            on_progress=context.log.info,
+        )
+    except (MissingExportJobError, IntegrityError, ExportFileError, SftpError) as exc:
+        retry = isinstance(exc, WaitTimeoutError | SftpConnectionError)
+        raise dg.Failure(description=str(exc), allow_retries=retry) from exc
+    context.log.info(
+        f"{report.rows:,} exported signals landed for {days[0]}..{days[-1]} from "
+        f"{len(report.jobs)} file(s), {report.bytes_downloaded:,} bytes at {report.mb_per_s:,.1f} MB/s"
+    )
+    limits = exports.limits.daily_limits()
+    return dg.MaterializeResult(
+        metadata=exported_metadata(report, exports, store, days),
+        check_results=usage_results(report, ledger, limits),
+    )
+
+
+def exported_metadata(
+    report: CollectReport, exports: ExportsConfig, store: Lake, days: list[date]
+) -> dict[str, dg.MetadataValue]:
+    """Rows per signal type and definition, bytes downloaded, MB/s, job ids (stable keys)."""
+    metadata: dict[str, dg.MetadataValue] = {
+        "dagster/partition_row_count": dg.MetadataValue.int(report.rows),
+        "rows": dg.MetadataValue.int(report.rows),
+        "files": dg.MetadataValue.int(len(report.jobs)),
+        "bytes_downloaded": dg.MetadataValue.int(report.bytes_downloaded),
+        "download_mb_per_s": dg.MetadataValue.float(round(report.mb_per_s, 2)),
+        "seconds_waiting": dg.MetadataValue.float(round(report.seconds_waiting, 3)),
+        "job_ids": dg.MetadataValue.text(", ".join(c.job.data_job_id or "?" for c in report.jobs)),
+        "job_names": dg.MetadataValue.text(", ".join(c.job.job_name for c in report.jobs)),
+        "path": dg.MetadataValue.path(store.partition_uri(EXPORTED_SIGNALS, days[0])),
+    }
+    types = sorted(
+        {t for d in exports.enabled_definitions for t in d.signal_types} | set(report.rows_by_type)
+    )
+    for signal_type in types:
+        metadata[f"rows/{signal_type}"] = dg.MetadataValue.int(
+            report.rows_by_type.get(signal_type, 0)
+        )
+    for definition in exports.enabled_definitions:
+        metadata[f"rows/definition/{definition.name}"] = dg.MetadataValue.int(
+            report.rows_by_definition.get(definition.name, 0)
+        )
+    return metadata
+
+
+def usage_results(
+    report: CollectReport, ledger: ExportLedger, limits: DailyLimits
+) -> list[dg.AssetCheckResult]:
+    """Per limit: the actual usage of each quota day of the collected jobs is within it."""
+    quota_days = sorted({c.job.reserved_at.astimezone(UTC).date() for c in report.jobs})
+    usages = {d: ledger.usage(d) for d in quota_days}
+    results = []
+    for limit, name in USAGE_CHECKS.items():
+        maximum = getattr(limits, limit)
+        worst = max((getattr(u, limit) for u in usages.values()), default=0)
+        over = {d: getattr(u, limit) for d, u in usages.items() if getattr(u, limit) > maximum}
+        results.append(
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=not over,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=(
+                    "; ".join(f"{d}: {v:,} {limit} > {maximum:,}" for d, v in over.items())
+                    if over
+                    else f"at most {worst:,} of {maximum:,} {limit} on "
+                    + (", ".join(map(str, quota_days)) or "no day")
+                ),
+                metadata={
+                    "limit": dg.MetadataValue.int(maximum),
+                    "used": dg.MetadataValue.int(worst),
+                },
+            )
+        )
+    return results

@@ -29,6 +29,7 @@ from acoustic_pipelines.config import (
     parse_config,
 )
 from acoustic_pipelines.config_secrets import looks_secret
+from acoustic_pipelines.connect.exports import EXPORT_SIGNAL_TYPES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "config" / "pipeline.yaml"
@@ -91,7 +92,10 @@ def test_default_config_loads_without_warnings() -> None:
     assert [m.name for m in destination.mappings] == ["Track Calls", "Identify Calls"]
     assert [m.trigger.fql for m in destination.mappings] == [TRACK_TRIGGER, IDENTIFY_TRIGGER]
     assert all(m.enabled for m in destination.mappings)
-    assert config.exports == {}
+    assert [d.name for d in config.exports.definitions] == ["behavior", "marketing"]
+    behavior, marketing = config.exports.definitions
+    assert len(behavior.signal_types) == 11 and len(marketing.signal_types) == 17
+    assert set(behavior.signal_types) | set(marketing.signal_types) == set(EXPORT_SIGNAL_TYPES)
 
 
 def test_default_yaml_mappings_equal_the_python_presets() -> None:
@@ -399,9 +403,9 @@ def test_a_destination_secret_names_the_s3_environment_variables(key: str) -> No
     ("path", "value"),
     [
         ("signals.app_key", SECRET),
-        ("exports.rules", [{"name": "orders", "appKeyValue": SECRET}]),
-        ("exports.sftp", {"host": "sftp.example.com", "password": SECRET}),
-        ("exports.sftp", {"private_key_path": "/home/me/.ssh/id_ed25519"}),
+        ("exports.definitions", [{"name": "o", "signal_types": ["order"], "appKeyValue": SECRET}]),
+        ("exports.password", SECRET),
+        ("exports.private_key_path", "/home/me/.ssh/id_ed25519"),
         ("signals.api_key", 12345),
         ("signals.tokens", [SECRET]),
         ("api_key", SECRET),
@@ -419,9 +423,9 @@ def test_a_secret_anywhere_is_refused_with_its_dotted_path(path: str, value: Any
 
 
 def test_a_secret_outside_destinations_names_an_environment_variable_instead() -> None:
-    [problem] = _problems(_set("exports.rules", [{"app_key": SECRET}]))
+    [problem] = _problems(_set("exports.app_key", SECRET))
     assert problem == (
-        f"{FILE}: exports.rules.0.app_key: `app_key` looks like a secret, and secrets never go in "
+        f"{FILE}: exports.app_key: `app_key` looks like a secret, and secrets never go in "
         "the config file: set an environment variable and name it here instead, e.g. "
         "`app_key_env: ACOUSTIC_APP_KEY`"
     )
@@ -438,14 +442,14 @@ def test_a_secret_in_a_mapping_says_to_take_it_from_the_event() -> None:
 
 def test_keys_naming_an_environment_variable_and_non_literals_are_allowed() -> None:
     data = _set("signals", {"app_key_env": "ACOUSTIC_APP_KEY", "tier": "pro"})
-    data["exports"] = {
-        "sftp": {"credentials": {"user": "me", "password_env": "SFTP_PASSWORD"}},
-        "api_key_required": True,  # a boolean is no secret
-        "secret": None,
-    }
     data["destinations"][0]["mappings"][0]["mapping"] = {
         **TRACK_DEFAULT,
-        "key_value_pairs": {"api_key": {"@path": "$.context.api_key"}},  # data from the event
+        "key_value_pairs": {
+            "api_key": {"@path": "$.context.api_key"},  # data from the event
+            "credentials": {"user": "me", "password_env": "SFTP_PASSWORD"},
+            "api_key_required": True,  # a boolean is no secret
+            "secret": None,
+        },
     }
     config = _parse(data)
     assert (config.signals.app_key_env, config.signals.tier) == ("ACOUSTIC_APP_KEY", "pro")
@@ -461,9 +465,9 @@ def test_an_environment_variable_key_must_hold_a_variable_name() -> None:
 
 
 def test_secrets_are_refused_when_the_model_is_built_directly() -> None:
-    data = _set("exports", {"sftp": {"password": SECRET}})
+    data = _set(f"{M0}.mapping", {**TRACK_DEFAULT, "key_value_pairs": {"password": SECRET}})
     with pytest.raises(
-        ValueError, match=r"exports\.sftp\.password: `password` looks like a secret"
+        ValueError, match=rf"{M0}\.mapping\.key_value_pairs\.password: `password` looks like"
     ):
         PipelineConfig.model_validate(data)
 

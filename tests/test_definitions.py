@@ -11,6 +11,9 @@ ASSETS = {
     "acoustic/mapped_events",
     "acoustic/s3_csv_delivery",
     "connect/signal_pushes",
+    "connect/export_plan",
+    "connect/export_jobs",
+    "connect/exported_signals",
 }
 CHECKS = {
     "segment/raw_events:reject_rate_below_threshold",
@@ -19,6 +22,13 @@ CHECKS = {
     "acoustic/mapped_events:no_matching_share_steady",
     "acoustic/mapped_events:reject_share_steady",
     "connect/signal_pushes:signal_outcomes_known",
+    "connect/export_plan:export_jobs_within_daily_limit",
+    "connect/export_plan:export_rows_within_daily_limit",
+    "connect/export_plan:export_bytes_within_daily_limit",
+    "connect/export_plan:export_quota_below_80_percent",
+    "connect/exported_signals:exported_jobs_within_daily_limit",
+    "connect/exported_signals:exported_rows_within_daily_limit",
+    "connect/exported_signals:exported_bytes_within_daily_limit",
 }
 
 

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from acoustic_pipelines.connect.client import ConnectClient, request_may_have_been_sent
+from acoustic_pipelines.connect.client import ConnectClient, outcome_unknown
 from acoustic_pipelines.connect.errors import (
-    NETWORK_ERROR,
     ConnectError,
     ForbiddenError,
     InvalidInputError,
@@ -133,7 +132,7 @@ class BatchSender:
         try:
             ids = self._client().create_signals([s.signal for s in signals])
         except ConnectError as exc:
-            status = UNKNOWN if _outcome_unknown(exc) else FAILED
+            status = UNKNOWN if outcome_unknown(exc) else FAILED
             self._ledger.record(entry.with_status(status, error=self._error_record(exc)))
             outcome = BatchOutcome(signals, retry, status, exc)
             if not outcome.refused:  # start no other batch: the push stops
@@ -148,10 +147,3 @@ class BatchSender:
         for secret in self._secrets:
             message = message.replace(secret, "[redacted]")
         return {"code": error.code, "http_status": error.status, "message": message}
-
-
-def _outcome_unknown(error: ConnectError) -> bool:
-    """Whether the call may have reached Connect although no answer came back."""
-    if error.code != NETWORK_ERROR or error.status is not None:
-        return False
-    return error.__cause__ is not None and request_may_have_been_sent(error.__cause__)

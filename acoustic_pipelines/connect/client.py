@@ -151,6 +151,13 @@ def request_may_have_been_sent(exc: BaseException) -> bool:
     return not isinstance(getattr(wrapped, "reason", None), urllib3.exceptions.ConnectTimeoutError)
 
 
+def outcome_unknown(error: ConnectError) -> bool:
+    """Whether a failed call may have reached Connect although no answer came back."""
+    if error.code != NETWORK_ERROR or error.status is not None:
+        return False
+    return error.__cause__ is not None and request_may_have_been_sent(error.__cause__)
+
+
 class _HttpTransport(Transport):
     """One GraphQL POST per request with `requests`; failures keep their HTTP status."""
 

@@ -27,6 +27,8 @@ __all__ = [
     "ExportProblem",
     "ExportRequest",
     "check_export_request",
+    "check_parent_folder",
+    "check_path",
     "parse_timestamp",
 ]
 
@@ -208,15 +210,15 @@ def _check_target(sftp: Mapping[str, Any]) -> list[ExportProblem]:
     if not given:
         return [_problem("to.sftp", dict(sftp), "`path`, or `parentFolder` and/or `namingPrefix`")]
     if "path" in given:
-        return _check_path(given["path"])
+        return check_path(given["path"])
     return [
-        *(_check_parent_folder(given["parentFolder"]) if "parentFolder" in given else []),
+        *(check_parent_folder(given["parentFolder"]) if "parentFolder" in given else []),
         *(_check_naming_prefix(given["namingPrefix"]) if "namingPrefix" in given else []),
     ]
 
 
-def _check_parent_folder(folder: str) -> list[ExportProblem]:
-    path = "to.sftp.parentFolder"
+def check_parent_folder(folder: str, path: str = "to.sftp.parentFolder") -> list[ExportProblem]:
+    """`to.sftp.parentFolder`: under Export/Signals, letters, digits, spaces, -, _ and / only."""
     if folder != DEFAULT_FOLDER and not folder.startswith(DEFAULT_FOLDER + "/"):
         return [_problem(path, folder, f'a folder starting with "{DEFAULT_FOLDER}"')]
     if not PARENT_FOLDER_CHARACTERS.match(folder):
@@ -233,9 +235,8 @@ def _check_naming_prefix(prefix: str) -> list[ExportProblem]:
     return []
 
 
-def _check_path(path: str) -> list[ExportProblem]:
-    """A relative file path ending `.csv` that stays inside the subscription folder."""
-    field = "to.sftp.path"
+def check_path(path: str, field: str = "to.sftp.path") -> list[ExportProblem]:
+    """`to.sftp.path`: a relative file path ending `.csv` inside the subscription folder."""
     if not path.endswith(".csv"):
         return [_problem(field, path, "a file path ending with the .csv extension")]
     segments = path.split("/")

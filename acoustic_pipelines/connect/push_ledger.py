@@ -265,3 +265,13 @@ def _row_groups(entries: Iterator[BatchEntry]) -> Iterator[dict[str, list[Any]]]
             yielded, rows = True, {name: [] for name in LEDGER_SCHEMA.names}
     if rows["batch"] or not yielded:
         yield rows
+
+
+def pushed_signal_counts(lake: Lake, day: date) -> dict[str, int]:
+    """Signals of `day` Connect may hold, by signal type: sent, or of unknown outcome."""
+    types: dict[str, str] = {}
+    for entry in PushLedger(lake, day).entries():
+        if entry.status in (SENT, SENDING, UNKNOWN):
+            for (message_id, rule), signal_type in zip(entry.keys, entry.signal_types, strict=True):
+                types[signal_key(message_id, rule)] = signal_type
+    return dict(Counter(types.values()))

@@ -11,6 +11,7 @@ error per problem, each with `path`, `extensions.code` (`BAD_USER_INPUT`, `FORBI
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,6 +120,8 @@ class ConnectService:
         self.limits = limits
         self._runner = runner
         self._clock = clock
+        self._refusals_lock = threading.Lock()
+        self.refused_submissions = 0  # exportSignals calls answered DAILY_LIMIT_EXCEEDED
         self._root = {
             "dataSets": self._data_sets,
             "createSignals": self._create_signals,
@@ -163,6 +166,7 @@ class ConnectService:
                 for name in ("jobs", "bytes", "rows")
             },
             "exhausted": self._exhausted(usage) is not None,
+            "refused_submissions": self.refused_submissions,
         }
 
     def set_usage(self, body: Any) -> dict[str, Any]:
@@ -259,6 +263,8 @@ class ConnectService:
     def _refuse_exhausted(self, usage: DailyUsage) -> None:
         exhausted = self._exhausted(usage)
         if exhausted:
+            with self._refusals_lock:
+                self.refused_submissions += 1
             raise DailyLimitExceeded(*exhausted, usage)
 
     def _exhausted(self, usage: DailyUsage) -> tuple[str, int, int] | None:

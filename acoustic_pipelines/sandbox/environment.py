@@ -38,6 +38,7 @@ def sandbox_environment(
     sftp_port: int = 0,
     folder: Path | None = None,
     tier: str = "ultimate",
+    export_delay: float = 0.0,
 ) -> Iterator[dict[str, str]]:
     """Serve the sandbox on 127.0.0.1 for `config`'s destinations; yield the variables to set.
 
@@ -45,7 +46,8 @@ def sandbox_environment(
     sandbox keeps its signals, export jobs and SFTP folder under `folder` (a temporary folder,
     removed afterwards, when None). The SFTP server serves that folder; a client key made there
     is registered through the sandbox's `updatePublicKeyForConnectUser` and its host key is
-    pinned in a known-hosts file beside it.
+    pinned in a known-hosts file beside it. Export jobs complete `export_delay` seconds after
+    they are submitted.
     """
     aliases = sorted({d.access_point_alias for d in config.destinations})
     with ExitStack() as stack:
@@ -53,7 +55,13 @@ def sandbox_environment(
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="connect-")))
         s3 = stack.enter_context(serve_s3(port=s3_port, buckets=aliases))
         connect = stack.enter_context(
-            serve_connect(folder=folder, api_key=SANDBOX_API_KEY, tier=tier, port=connect_port)
+            serve_connect(
+                folder=folder,
+                api_key=SANDBOX_API_KEY,
+                tier=tier,
+                port=connect_port,
+                export_delay=export_delay,
+            )
         )
         sftp = stack.enter_context(serve_sftp(sandbox=connect, port=sftp_port))
         sftp_login = client_settings(sandbox=connect, sftp=sftp, folder=folder)

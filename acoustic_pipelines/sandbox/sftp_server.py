@@ -42,6 +42,10 @@ from acoustic_pipelines.sandbox.connect_public_keys import PublicKeyError, parse
 from acoustic_pipelines.sandbox.connect_server import ConnectSandbox
 
 log = logging.getLogger(__name__)
+# paramiko logs a client's ordinary disconnect ("Connection reset by peer") as an ERROR of the
+# server's transport; the sandbox's own log says what matters.
+_TRANSPORT_LOG = logging.getLogger(f"{__name__}.transport")
+_TRANSPORT_LOG.setLevel(logging.CRITICAL)
 
 HOST_KEY_FILE = "sftp_host_ed25519_key"
 CLIENT_KEY_FILE = "sftp_client_ed25519_key"
@@ -329,6 +333,7 @@ def serve_sftp(
                 client, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET_SIZE
             )
             transport.add_server_key(host_key)
+            transport.set_log_channel(_TRANSPORT_LOG.name)
             transport.set_subsystem_handler("sftp", paramiko.SFTPServer, _Sftp)
             try:
                 transport.start_server(event=threading.Event(), server=_SshServer(sandbox, limits))

@@ -176,7 +176,7 @@ def test_reject_share_jump_warns(lake_dir: Path, s3_endpoint: str, s3) -> None:
     write_sample_archive(open_location(str(lake_dir / "archive")), before, events=1000, bad_rate=0)
     assert run(lake_dir, s3_endpoint, day=before).success
     broken = lake_dir / "pipeline.yaml"
-    broken.write_text(settings.config_path().read_text().replace("email", "no_such_field"))
+    broken.write_text(settings.config_path().read_text().replace('.email"', '.no_such_field"'))
 
     result = run(lake_dir, s3_endpoint, config=broken)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}

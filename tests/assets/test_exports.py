@@ -1,0 +1,288 @@
+"""connect/export_plan → connect/export_jobs → connect/exported_signals materialized in-process
+with the real resources against the sandbox: GraphQL over HTTP for exportSignals, SFTP over SSH
+for the files. Row counts are compared with the signals the sandbox stores; the quota checks,
+the ledger's once-only submission, the dry run, Connect's own DAILY_LIMIT_EXCEEDED and a
+10-day backfill as one run and one job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow.dataset as pads
+import pytest
+import requests
+
+from acoustic_pipelines.connect.export_csv import export_schema
+from acoustic_pipelines.connect.export_ledger import COLLECTED, REFUSED, SUBMITTED
+from acoustic_pipelines.connect.exported_signals import EXPORTED_SIGNALS
+from acoustic_pipelines.sandbox.connect_exports import EXPORT_COLUMNS
+from assets.connect import (
+    LIMIT_CHECKS,
+    QUOTA_WARNING_CHECK,
+    USAGE_CHECKS,
+    export_jobs,
+    export_plan,
+    exported_signals,
+)
+from tests.export_sandbox import API_KEY, ExportSandbox, export_sandbox, resources
+
+DAY = date(2026, 11, 20)
+PLAN, JOBS, EXPORTED = "connect__export_plan", "connect__export_jobs", "connect__exported_signals"
+ALL = [export_plan, export_jobs, exported_signals]
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ExportSandbox]:
+    with export_sandbox(tmp_path) as running:
+        for name, value in running.environment.items():
+            monkeypatch.setenv(name, value)
+        yield running
+
+
+def materialize(
+    assets: list[Any],
+    instance: dg.DagsterInstance,
+    *,
+    day: date = DAY,
+    last: date | None = None,
+    config: dict[str, Any] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One run: a partition, or the range day..last as one run (BackfillPolicy.single_run)."""
+    tags = (
+        {
+            "dagster/asset_partition_range_start": day.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        }
+        if last
+        else None
+    )
+    return dg.materialize(
+        assets,
+        partition_key=None if last else day.isoformat(),
+        tags=tags,
+        instance=instance,
+        resources=resources(),
+        run_config={"ops": config} if config else None,
+        raise_on_error=False,
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
+    materializations = result.asset_materializations_for_node(node)
+    assert materializations, f"{node} was not materialized"
+    return {k: v.value for k, v in materializations[0].metadata.items()}
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def landed(sandbox: ExportSandbox, day: date, definition: str = "behavior") -> Any:
+    folder = sandbox.lake / EXPORTED_SIGNALS / f"date={day}" / f"definition={definition}"
+    return pads.dataset(str(folder), format="parquet").to_table()
+
+
+def stored_in_window(sandbox: ExportSandbox, day: date, types: tuple[str, ...]) -> int:
+    """The sandbox's own count of stored signals of `types` timed on `day`."""
+    start, end = f"{day}T00:00:00.000Z", f"{day}T23:59:59.999Z"
+    return sum(1 for _ in sandbox.connect.store.iter_export_signals(list(types), start, end))
+
+
+def test_one_partition_end_to_end_lands_exactly_the_stored_signals(
+    sandbox: ExportSandbox,
+) -> None:
+    sandbox.store_signals({DAY - timedelta(days=1): 5, DAY: 37, DAY + timedelta(days=1): 4})
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize(ALL, instance)
+        assert result.success
+        plan = metadata(result, PLAN)
+        assert plan["planned_jobs"] == 2 and plan["used_jobs"] == 0
+        assert all(checks(result)[name].passed for name in LIMIT_CHECKS.values())
+        assert checks(result)[QUOTA_WARNING_CHECK].passed
+
+        jobs = sandbox.sandbox_jobs()
+        assert len(jobs) == 2
+        assert {j["jobName"].split("-")[2] for j in jobs} == {"behavior", "marketing"}
+
+        exported = metadata(result, EXPORTED)
+        behavior = landed(sandbox, DAY)
+        expected = stored_in_window(sandbox, DAY, ("pageView", "addToCart"))
+        assert expected == 37 and behavior.num_rows == expected == exported["rows"]
+        assert exported["rows/pageView"] == 19 and exported["rows/addToCart"] == 18
+        assert exported["rows/emailOpen"] == 0 and exported["files"] == 2
+        assert exported["bytes_downloaded"] > 0 and exported["download_mb_per_s"] > 0
+        assert behavior.schema == export_schema(EXPORT_COLUMNS)
+        assert set(behavior.column("SIGNAL_TYPE").to_pylist()) == {"pageView", "addToCart"}
+        marketing = landed(sandbox, DAY, "marketing")
+        assert marketing.num_rows == 0 and marketing.schema == behavior.schema
+        assert all(checks(result)[name].passed for name in USAGE_CHECKS.values())
+
+        ledger = {j.job_name: j for j in sandbox.ledger.jobs()}
+        assert {j.status for j in ledger.values()} == {COLLECTED}
+        assert sorted(j.rows for j in ledger.values()) == [0, 37]
+        assert {j.data_job_id for j in ledger.values()} == {j["dataJobId"] for j in jobs}
+
+        again = materialize(ALL, instance)
+        assert again.success
+        assert len(sandbox.sandbox_jobs()) == 2  # nothing submitted twice
+        assert metadata(again, JOBS)["jobs_already_submitted"] == 2
+        assert metadata(again, PLAN)["planned_jobs"] == 0
+        assert landed(sandbox, DAY).num_rows == 37
+
+
+def test_a_dry_run_materializes_only_the_plan_and_submits_nothing(sandbox: ExportSandbox) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize([export_plan], instance)
+        assert result.success
+        plan = metadata(result, PLAN)
+        assert plan["planned_jobs"] == 2
+        assert plan["planned_rows"] == 2 * 10_000  # the configured default, nothing pushed
+        assert "acoustic-pipelines-behavior-20261120-20261120-1" in plan["jobs"]
+    assert sandbox.sandbox_jobs() == []
+    assert sandbox.ledger.jobs() == []
+
+
+def test_a_ten_day_backfill_is_one_run_and_one_job(sandbox: ExportSandbox) -> None:
+    sandbox.only_behavior()
+    last = DAY + timedelta(days=9)
+    counts = {DAY + timedelta(days=i): (0 if i == 4 else i + 1) for i in range(10)}
+    sandbox.store_signals(counts)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize(ALL, instance, day=DAY, last=last)
+        assert result.success
+        [job] = sandbox.sandbox_jobs()
+        assert (job["timestampStart"], job["timestampEnd"]) == (
+            f"{DAY}T00:00:00.000Z",
+            f"{last}T23:59:59.999Z",
+        )
+        for day, count in counts.items():
+            table = landed(sandbox, day)
+            assert table.num_rows == count, day  # day 5 is an empty dataset with the schema
+            assert table.schema == export_schema(EXPORT_COLUMNS)
+        partitions = {m.partition for m in result.asset_materializations_for_node(EXPORTED)}
+        assert partitions == {d.isoformat() for d in counts}
+        assert metadata(result, EXPORTED)["rows"] == sum(counts.values())
+
+
+def test_a_plan_past_a_limit_is_blocked_and_says_by_how_much(sandbox: ExportSandbox) -> None:
+    sandbox.write_config(limits={"jobs": 1, "rows": 15_000})
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize(ALL, instance)
+        assert not result.success
+        evaluations = checks(result)
+        jobs_check = evaluations[LIMIT_CHECKS["jobs"]]
+        assert not jobs_check.passed and jobs_check.severity == dg.AssetCheckSeverity.ERROR
+        assert "0 used + 2 planned = 2, over the 1 available by 1" in jobs_check.description
+        assert jobs_check.metadata["over_by"].value == 1
+        rows_check = evaluations[LIMIT_CHECKS["rows"]]
+        assert "over the 15,000 available by 5,000" in rows_check.description
+        assert evaluations[LIMIT_CHECKS["bytes"]].passed
+        assert not evaluations[QUOTA_WARNING_CHECK].passed  # over 80 % of a limit
+        executed = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+        assert JOBS not in executed and EXPORTED not in executed
+    assert sandbox.sandbox_jobs() == [] and sandbox.ledger.jobs() == []
+
+
+def test_connects_daily_limit_error_marks_the_day_exhausted_without_retries(
+    sandbox: ExportSandbox,
+) -> None:
+    """Usage spent elsewhere is invisible to the ledger: Connect's answer stops the run."""
+    requests.post(f"{sandbox.connect.endpoint}_sandbox/usage", json={"jobs": 20}, timeout=5)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize(ALL, instance)
+        assert not result.success
+        [failure] = [e for e in result.get_step_failure_events() if e.step_key == JOBS]
+        description = failure.step_failure_data.user_failure_data.description
+        assert "DAILY_LIMIT_EXCEEDED" in description and "00:00 UTC" in description
+        assert [j.status for j in sandbox.ledger.jobs()] == [REFUSED]
+        assert sandbox.connect.stats()["usage"]["refused_submissions"] == 1
+
+        replan = materialize([export_plan], instance)
+        assert not replan.success  # the blocking checks fail: today is exhausted
+        jobs_check = checks(replan)[LIMIT_CHECKS["jobs"]]
+        assert not jobs_check.passed and "today is exhausted" in jobs_check.description
+    assert sandbox.connect.stats()["usage"]["refused_submissions"] == 1
+    assert API_KEY not in description
+
+
+def test_a_run_killed_between_submission_and_collection_is_collected_once(
+    tmp_path: Path,
+) -> None:
+    """The first run is SIGKILLed while it waits for the files; the re-run submits nothing."""
+    with export_sandbox(tmp_path, export_delay=3600) as sandbox:
+        env = {**os.environ, **sandbox.environment}
+        script = textwrap.dedent(
+            f"""
+            import dagster as dg
+            from acoustic_pipelines.definitions import defs
+            job = defs.resolve_implicit_global_asset_job_def()
+            keys = [dg.AssetKey(["connect", n]) for n in ("export_plan", "export_jobs", "exported_signals")]
+            job.execute_in_process(partition_key="{DAY}", asset_selection=keys,
+                                   instance=dg.DagsterInstance.ephemeral())
+            """
+        )
+        sandbox.store_signals({DAY: 9})
+        process = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path)
+        deadline = time.monotonic() + 120
+        while len(sandbox.ledger.jobs(statuses=[SUBMITTED])) < 2:
+            assert process.poll() is None, "the first run ended before submitting"
+            assert time.monotonic() < deadline, "the first run did not submit its jobs"
+            time.sleep(0.2)
+        time.sleep(1.0)  # now waiting on SFTP for files that will not come yet
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert {j.status for j in sandbox.ledger.jobs()} == {SUBMITTED}
+
+        sandbox.connect.run_export_jobs()  # Acoustic finishes the jobs
+        for name, value in sandbox.environment.items():
+            os.environ[name] = value
+        try:
+            with dg.DagsterInstance.ephemeral() as instance:
+                result = materialize(ALL, instance)
+        finally:
+            for name in sandbox.environment:
+                os.environ.pop(name, None)
+        assert result.success
+        assert len(sandbox.sandbox_jobs()) == 2  # no new job
+        assert metadata(result, JOBS)["jobs_already_submitted"] == 2
+        assert landed(sandbox, DAY).num_rows == 9
+        assert [j.rows for j in sandbox.ledger.jobs(statuses=[COLLECTED])] == [9, 0]
+
+
+def test_an_unknown_partition_plan_is_refused_by_export_jobs(sandbox: ExportSandbox) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize([export_jobs], instance)
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    assert (
+        "no export plan for 2026-11-20" in failure.step_failure_data.user_failure_data.description
+    )
+    assert sandbox.sandbox_jobs() == []
+
+
+def test_collection_waits_with_a_timeout_and_names_the_file(sandbox: ExportSandbox) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        submitted = materialize([export_plan, export_jobs], instance)
+        assert submitted.success
+        sandbox.connect.run_export_jobs()  # the files are written: take one away again
+        behavior = next(j for j in sandbox.ledger.jobs() if j.definition == "behavior")
+        (sandbox.connect.subscription_folder / behavior.remote_path).unlink()
+        result = materialize(
+            [exported_signals], instance, config={EXPORTED: {"config": {"timeout_seconds": 1.5}}}
+        )
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    description = failure.step_failure_data.user_failure_data.description
+    assert behavior.remote_path in description and "did not appear within 1.5 s" in description
+    assert not (sandbox.lake / EXPORTED_SIGNALS / f"date={DAY}").exists()
+    assert all(j.status == SUBMITTED for j in sandbox.ledger.jobs())
