@@ -680,10 +680,16 @@ def exported_signals(
 def exported_metadata(
     report: CollectReport, exports: ExportsConfig, store: Lake, days: list[date]
 ) -> dict[str, dg.MetadataValue]:
-    """Rows per signal type and definition, bytes downloaded, MB/s, job ids (stable keys)."""
+    """Rows per signal type, definition and day, bytes downloaded, MB/s, job ids.
+
+    A range run (a backfill) gives each of its days this same metadata: the counts are the
+    range's, with `rows_by_day` telling the days apart.
+    """
+    by_day = [{"day": str(d), "rows": f"{report.rows_by_day.get(d, 0):,}"} for d in days]
     metadata: dict[str, dg.MetadataValue] = {
-        "dagster/partition_row_count": dg.MetadataValue.int(report.rows),
         "rows": dg.MetadataValue.int(report.rows),
+        "days": dg.MetadataValue.int(len(days)),
+        "rows_by_day": dg.MetadataValue.md(markdown_table(by_day)),
         "files": dg.MetadataValue.int(len(report.jobs)),
         "bytes_downloaded": dg.MetadataValue.int(report.bytes_downloaded),
         "download_mb_per_s": dg.MetadataValue.float(round(report.mb_per_s, 2)),

@@ -286,3 +286,22 @@ def test_collection_waits_with_a_timeout_and_names_the_file(sandbox: ExportSandb
     assert behavior.remote_path in description and "did not appear within 1.5 s" in description
     assert not (sandbox.lake / EXPORTED_SIGNALS / f"date={DAY}").exists()
     assert all(j.status == SUBMITTED for j in sandbox.ledger.jobs())
+
+
+def test_a_truncated_export_file_is_retried_then_refused_and_never_landed(
+    sandbox: ExportSandbox,
+) -> None:
+    sandbox.store_signals({DAY: 40})
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert materialize([export_plan, export_jobs], instance).success
+        sandbox.connect.run_export_jobs()
+        behavior = next(j for j in sandbox.ledger.jobs() if j.definition == "behavior")
+        remote = sandbox.connect.subscription_folder / behavior.remote_path
+        remote.write_bytes(remote.read_bytes()[:-20])  # the gzip trailer is gone
+        result = materialize([exported_signals], instance)
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    description = failure.step_failure_data.user_failure_data.description
+    assert "failed verification on all 3 attempts" in description and "truncated" in description
+    assert not (sandbox.lake / EXPORTED_SIGNALS / f"date={DAY}").exists()
+    assert all(j.status == SUBMITTED for j in sandbox.ledger.jobs())
