@@ -10,9 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from acoustic_pipelines.config import SignalsConfig
-from acoustic_pipelines.config_exports import ExportsConfig
 from acoustic_pipelines.connect.export_csv import ExportFileError
-from acoustic_pipelines.connect.export_ledger import ExportLedger, LedgerJob
 from acoustic_pipelines.connect.export_planning import (
     EXPORT_JOBS,
     EXPORT_PLAN,
@@ -24,12 +22,10 @@ from acoustic_pipelines.connect.export_planning import (
 from acoustic_pipelines.connect.export_submission import (
     ExportSubmitError,
     StalePlanError,
-    SubmitReport,
     submit_plan,
 )
 from acoustic_pipelines.connect.exported_signals import (
     EXPORTED_SIGNALS,
-    CollectReport,
     MissingExportJobError,
     collect_exports,
 )
@@ -38,7 +34,6 @@ from acoustic_pipelines.connect.push_ledger import (
     LedgerError,
     pushed_signal_counts,
 )
-from acoustic_pipelines.connect.quota import WARN_SHARE, DailyLimits
 from acoustic_pipelines.connect.rejected_signals import REJECTED_SIGNALS
 from acoustic_pipelines.connect.sftp import (
     IntegrityError,
@@ -50,6 +45,18 @@ from acoustic_pipelines.connect.signal_pushes import PushReport, SignalPushError
 from acoustic_pipelines.connect.signal_rules import SignalSettings
 from acoustic_pipelines.lake import Lake, PartitionNotFound
 from acoustic_pipelines.segment.raw_events import RAW_EVENTS
+from assets.export_results import (
+    LIMIT_CHECKS,
+    QUOTA_WARNING_CHECK,
+    USAGE_CHECKS,
+    exported_metadata,
+    jobs_metadata,
+    limit_results,
+    plan_line,
+    plan_metadata,
+    quota_warning_result,
+    usage_results,
+)
 from assets.markdown import markdown_table
 from assets.partitions import daily_partitions
 from assets.segment import OWNERS, RAW_EVENTS_KEY
@@ -257,20 +264,6 @@ EXPORT_JOBS_KEY = dg.AssetKey(EXPORT_JOBS.split("/"))
 EXPORTED_SIGNALS_KEY = dg.AssetKey(EXPORTED_SIGNALS.split("/"))
 EXPORTS_POOL = "acoustic_exports"
 SFTP_POOL = "acoustic_sftp"
-#: The blocking checks of the plan, one per daily limit (ERROR: export_jobs does not run).
-LIMIT_CHECKS = {
-    "jobs": "export_jobs_within_daily_limit",
-    "rows": "export_rows_within_daily_limit",
-    "bytes": "export_bytes_within_daily_limit",
-}
-QUOTA_WARNING_CHECK = "export_quota_below_80_percent"
-#: Checks of the actual usage once the files are collected.
-USAGE_CHECKS = {
-    "jobs": "exported_jobs_within_daily_limit",
-    "rows": "exported_rows_within_daily_limit",
-    "bytes": "exported_bytes_within_daily_limit",
-}
-_UNITS = {"jobs": "jobs", "rows": "rows", "bytes": "bytes"}
 
 
 class ExportPlanConfig(dg.Config):
@@ -356,11 +349,10 @@ def export_plan(
     )
     for day in days:
         with store.stage(EXPORT_PLAN, day) as staged:
-            store.fs.create_dir(staged.path, recursive=True)
             with store.fs.open_output_stream(staged.file(PLAN_FILE)) as out:
                 out.write(plan.to_json().encode())
             store.commit(staged, {"plan_id": plan.plan_id, "jobs": len(plan.jobs)})
-    context.log.info(_plan_line(plan))
+    context.log.info(plan_line(plan))
     return dg.MaterializeResult(
         metadata=plan_metadata(plan, store, days),
         check_results=[*limit_results(plan), quota_warning_result(plan)],
@@ -372,129 +364,6 @@ def _pushed(store: Lake, day: date) -> dict[str, int]:
         return pushed_signal_counts(store, day)
     except LedgerError:
         return {}
-
-
-def _plan_line(plan: ExportPlan) -> str:
-    planned = plan.planned
-    return (
-        f"export plan {plan.first_day}..{plan.last_day}: {planned.jobs} job(s), "
-        f"~{planned.rows:,} rows, ~{planned.bytes:,} bytes; today ({plan.quota_day}) used "
-        f"{plan.used.jobs} jobs, {plan.used.rows:,} rows, {plan.used.bytes:,} bytes; "
-        + ("fits" if not plan.breaches else "; ".join(str(b) for b in plan.breaches))
-    )
-
-
-def limit_results(plan: ExportPlan) -> list[dg.AssetCheckResult]:
-    """One ERROR-severity result per daily limit: passed while used + planned fits."""
-    results = []
-    for limit, name in LIMIT_CHECKS.items():
-        breach = plan.breach(limit)
-        used, planned = getattr(plan.used, limit), getattr(plan.planned, limit)
-        if breach is None:
-            description = (
-                f"{used:,} used + {planned:,} planned ≤ {plan.maximum(limit):,} {_UNITS[limit]} "
-                f"available today ({plan.quota_day})"
-            )
-        elif plan.exhausted:
-            description = f"today is exhausted: {plan.exhausted}"
-        else:
-            description = f"{breach}; export a shorter range" + (
-                f" (through {plan.fits_through} fits today)" if plan.fits_through else ""
-            )
-        results.append(
-            dg.AssetCheckResult(
-                check_name=name,
-                passed=breach is None,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description=description,
-                metadata={
-                    "limit": dg.MetadataValue.int(getattr(plan.limits, limit)),
-                    "reserve": dg.MetadataValue.int(getattr(plan.reserve, limit)),
-                    "used": dg.MetadataValue.int(used),
-                    "planned": dg.MetadataValue.int(planned),
-                    "over_by": dg.MetadataValue.int(breach.over if breach else 0),
-                },
-            )
-        )
-    return results
-
-
-def quota_warning_result(plan: ExportPlan) -> dg.AssetCheckResult:
-    """WARN when used + planned reaches 80 % of any limit (less the reserve)."""
-    shares = plan.shares
-    high = {n: s for n, s in shares.items() if s >= WARN_SHARE} if plan.jobs else {}
-    return dg.AssetCheckResult(
-        check_name=QUOTA_WARNING_CHECK,
-        passed=not high,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            "; ".join(f"{n}: {s:.0%} of today's limit" for n, s in high.items())
-            if high
-            else f"under {WARN_SHARE:.0%} of every daily limit"
-        ),
-        metadata={f"{n}_share": dg.MetadataValue.float(round(s, 4)) for n, s in shares.items()},
-    )
-
-
-def plan_metadata(plan: ExportPlan, store: Lake, days: list[date]) -> dict[str, dg.MetadataValue]:
-    """What would be submitted and how much of today's quota it takes (stable keys)."""
-    planned, remaining = plan.planned, plan.remaining
-    metadata: dict[str, dg.MetadataValue] = {
-        "planned_jobs": dg.MetadataValue.int(planned.jobs),
-        "planned_rows": dg.MetadataValue.int(planned.rows),
-        "planned_bytes": dg.MetadataValue.int(planned.bytes),
-        "used_jobs": dg.MetadataValue.int(plan.used.jobs),
-        "used_rows": dg.MetadataValue.int(plan.used.rows),
-        "used_bytes": dg.MetadataValue.int(plan.used.bytes),
-        "remaining_jobs": dg.MetadataValue.int(remaining.jobs),
-        "remaining_rows": dg.MetadataValue.int(remaining.rows),
-        "remaining_bytes": dg.MetadataValue.int(remaining.bytes),
-        "days_already_exported": dg.MetadataValue.int(
-            len(
-                {
-                    (c.definition, d)
-                    for c in plan.covered
-                    for d in window_days(c.window_start, c.window_end)
-                    if d in days
-                }
-            )
-        ),
-        "quota_day": dg.MetadataValue.text(plan.quota_day.isoformat()),
-        "fits_through": dg.MetadataValue.text(str(plan.fits_through or "nothing fits today")),
-        "plan_id": dg.MetadataValue.text(plan.plan_id),
-        "forced": dg.MetadataValue.bool(plan.forced),
-        "jobs": dg.MetadataValue.md(_jobs_table(plan)),
-        "plan_path": dg.MetadataValue.path(store.partition_uri(EXPORT_PLAN, days[0])),
-    }
-    return metadata
-
-
-def _jobs_table(plan: ExportPlan) -> str:
-    rows = [
-        {
-            "definition": j.definition,
-            "job name": j.job_name,
-            "window": f"{j.window_start}..{j.window_end}",
-            "rows (est.)": f"{j.estimated_rows:,}",
-            "bytes (est.)": f"{j.estimated_bytes:,}",
-            "estimate from": ", ".join(j.estimate_sources),
-            "path": j.path,
-        }
-        for j in plan.jobs
-    ]
-    rows += [
-        {
-            "definition": c.definition,
-            "job name": f"{c.job_name} ({c.status}: not submitted again)",
-            "window": f"{c.window_start}..{c.window_end}",
-            "rows (est.)": "",
-            "bytes (est.)": "",
-            "estimate from": "",
-            "path": "",
-        }
-        for c in plan.covered
-    ]
-    return markdown_table(rows, empty="_nothing to submit_")
 
 
 @dg.asset(
@@ -546,7 +415,6 @@ def export_jobs(
         ) from exc
     for day in days:
         with store.stage(EXPORT_JOBS, day) as staged:
-            store.fs.create_dir(staged.path, recursive=True)
             covering = [j.job_name for j in report.jobs if j.covers(day)]
             store.commit(staged, {"plan_id": plan.plan_id, "jobs": covering})
     context.log.info(
@@ -577,39 +445,6 @@ def _read_plan(store: Lake, days: list[date]) -> ExportPlan:
             allow_retries=False,
         )
     return next(iter(plans.values()))
-
-
-def jobs_metadata(
-    jobs: list[LedgerJob],
-    ledger: ExportLedger,
-    store: Lake,
-    days: list[date],
-    report: SubmitReport | None = None,
-) -> dict[str, dg.MetadataValue]:
-    """The jobs of the run, today's usage after it, and where the ledger is."""
-    used = ledger.usage(datetime.now(UTC).date())
-    rows = [
-        {
-            "job name": j.job_name,
-            "status": j.status,
-            "dataJobId": j.data_job_id or "",
-            "window": f"{j.window_start}..{j.window_end}",
-            "path": j.remote_path,
-            "submitted at (UTC)": j.submitted_at.isoformat() if j.submitted_at else "",
-        }
-        for j in jobs
-    ]
-    return {
-        "jobs_submitted": dg.MetadataValue.int(len(report.submitted) if report else 0),
-        "jobs_already_submitted": dg.MetadataValue.int(len(report.skipped) if report else 0),
-        "job_ids": dg.MetadataValue.text(", ".join(j.data_job_id or "?" for j in jobs)),
-        "used_jobs_today": dg.MetadataValue.int(used.jobs),
-        "used_rows_today": dg.MetadataValue.int(used.rows),
-        "used_bytes_today": dg.MetadataValue.int(used.bytes),
-        "jobs": dg.MetadataValue.md(markdown_table(rows, empty="_no jobs_")),
-        "ledger_path": dg.MetadataValue.path(str(ledger.path)),
-        "partition_path": dg.MetadataValue.path(store.partition_uri(EXPORT_JOBS, days[0])),
-    }
 
 
 @dg.asset(
@@ -675,69 +510,3 @@ def exported_signals(
         metadata=exported_metadata(report, exports, store, days),
         check_results=usage_results(report, ledger, limits),
     )
-
-
-def exported_metadata(
-    report: CollectReport, exports: ExportsConfig, store: Lake, days: list[date]
-) -> dict[str, dg.MetadataValue]:
-    """Rows per signal type, definition and day, bytes downloaded, MB/s, job ids.
-
-    A range run (a backfill) gives each of its days this same metadata: the counts are the
-    range's, with `rows_by_day` telling the days apart.
-    """
-    by_day = [{"day": str(d), "rows": f"{report.rows_by_day.get(d, 0):,}"} for d in days]
-    metadata: dict[str, dg.MetadataValue] = {
-        "rows": dg.MetadataValue.int(report.rows),
-        "days": dg.MetadataValue.int(len(days)),
-        "rows_by_day": dg.MetadataValue.md(markdown_table(by_day)),
-        "files": dg.MetadataValue.int(len(report.jobs)),
-        "bytes_downloaded": dg.MetadataValue.int(report.bytes_downloaded),
-        "download_mb_per_s": dg.MetadataValue.float(round(report.mb_per_s, 2)),
-        "seconds_waiting": dg.MetadataValue.float(round(report.seconds_waiting, 3)),
-        "job_ids": dg.MetadataValue.text(", ".join(c.job.data_job_id or "?" for c in report.jobs)),
-        "job_names": dg.MetadataValue.text(", ".join(c.job.job_name for c in report.jobs)),
-        "path": dg.MetadataValue.path(store.partition_uri(EXPORTED_SIGNALS, days[0])),
-    }
-    types = sorted(
-        {t for d in exports.enabled_definitions for t in d.signal_types} | set(report.rows_by_type)
-    )
-    for signal_type in types:
-        metadata[f"rows/{signal_type}"] = dg.MetadataValue.int(
-            report.rows_by_type.get(signal_type, 0)
-        )
-    for definition in exports.enabled_definitions:
-        metadata[f"rows/definition/{definition.name}"] = dg.MetadataValue.int(
-            report.rows_by_definition.get(definition.name, 0)
-        )
-    return metadata
-
-
-def usage_results(
-    report: CollectReport, ledger: ExportLedger, limits: DailyLimits
-) -> list[dg.AssetCheckResult]:
-    """Per limit: the actual usage of each quota day of the collected jobs is within it."""
-    quota_days = sorted({c.job.reserved_at.astimezone(UTC).date() for c in report.jobs})
-    usages = {d: ledger.usage(d) for d in quota_days}
-    results = []
-    for limit, name in USAGE_CHECKS.items():
-        maximum = getattr(limits, limit)
-        worst = max((getattr(u, limit) for u in usages.values()), default=0)
-        over = {d: getattr(u, limit) for d, u in usages.items() if getattr(u, limit) > maximum}
-        results.append(
-            dg.AssetCheckResult(
-                check_name=name,
-                passed=not over,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description=(
-                    "; ".join(f"{d}: {v:,} {limit} > {maximum:,}" for d, v in over.items())
-                    if over
-                    else f"at most {worst:,} of {maximum:,} {limit} on "
-                    + (", ".join(map(str, quota_days)) or "no day")
-                ),
-                metadata={
-                    "limit": dg.MetadataValue.int(maximum),
-                    "used": dg.MetadataValue.int(worst),
-                },
-            )
-        )
-    return results

@@ -19,7 +19,7 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -117,7 +117,7 @@ def jobs_to_collect(
             if not covering:
                 missing.append(f"{definition} {day}")
                 continue
-            newest = max(covering, key=lambda j: (j.reserved_at, j.attempt))
+            newest = max(covering, key=_age)
             chosen[newest.job_name] = newest
     if missing:
         raise MissingExportJobError(
@@ -125,6 +125,16 @@ def jobs_to_collect(
             "connect/export_jobs for these days first"
         )
     return chosen
+
+
+def _age(job: LedgerJob) -> tuple[datetime, int]:
+    return job.reserved_at, job.attempt
+
+
+def _days_for(job: LedgerJob, chosen: Iterable[LedgerJob], days: Sequence[date]) -> list[date]:
+    """The days `job` lands: those it covers where no newer chosen job of its definition does."""
+    newer = [o for o in chosen if o.definition == job.definition and _age(o) > _age(job)]
+    return [d for d in days if job.covers(d) and not any(o.covers(d) for o in newer)]
 
 
 def _signal_days(batch: pa.RecordBatch) -> pa.Array:
@@ -301,7 +311,7 @@ def collect_exports(
                 f"({download.mb_per_s:,.1f} MB/s, {download.attempts} attempt(s))"
             )
             writer = writers.setdefault(job.definition, _DayWriters(lake, staged, job.definition))
-            job_days = [d for d in days if job.covers(d)]
+            job_days = _days_for(job, jobs.values(), days)
             schema, by_type, by_day, other = split_export_file(
                 download.local, job, job_days, writer.write
             )

@@ -305,3 +305,27 @@ def test_a_truncated_export_file_is_retried_then_refused_and_never_landed(
     assert "failed verification on all 3 attempts" in description and "truncated" in description
     assert not (sandbox.lake / EXPORTED_SIGNALS / f"date={DAY}").exists()
     assert all(j.status == SUBMITTED for j in sandbox.ledger.jobs())
+
+
+def test_a_forced_day_inside_an_exported_range_is_landed_once_from_the_newer_job(
+    sandbox: ExportSandbox,
+) -> None:
+    sandbox.only_behavior()
+    last = DAY + timedelta(days=2)
+    sandbox.store_signals({DAY: 4, DAY + timedelta(days=1): 5, last: 6})
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert materialize(ALL, instance, day=DAY, last=last).success
+        forced = materialize(
+            [export_plan, export_jobs], instance, config={PLAN: {"config": {"force": True}}}
+        )
+        assert forced.success
+        assert metadata(forced, PLAN)["forced"] is True
+        names = [j["jobName"] for j in sandbox.sandbox_jobs()]
+        assert names == [
+            "acoustic-pipelines-behavior-20261120-20261122-1",
+            "acoustic-pipelines-behavior-20261120-20261120-1",
+        ]
+        again = materialize([exported_signals], instance, day=DAY, last=last)
+        assert again.success
+        assert [landed(sandbox, DAY + timedelta(days=i)).num_rows for i in range(3)] == [4, 5, 6]
+        assert metadata(again, EXPORTED)["files"] == 2
