@@ -195,10 +195,21 @@ def _run_demo(args: argparse.Namespace) -> int:
         if not uses_real_acoustic():
             saved = dict(os.environ)  # the sandbox's variables end with the demo
             stack.callback(lambda: (os.environ.clear(), os.environ.update(saved)))
-            os.environ.update(stack.enter_context(sandbox_environment(config)))
+            sandbox = sandbox_environment(config, folder=_demo_sandbox_folder())
+            os.environ.update(stack.enter_context(sandbox))
             print(f"S3 sandbox: {os.environ[settings.ACOUSTIC_S3_ENDPOINT_ENV]}")
             print(f"Connect sandbox: {os.environ[settings.ACOUSTIC_CONNECT_ENDPOINT_ENV]}")
         return _materialize_day(dg, defs, day)
+
+
+def _demo_sandbox_folder() -> Path | None:
+    """`<lake>/_sandbox` for a local lake: kept and removed with the ledgers that refer to it.
+
+    A second demo of a day then finds the signals and export files the lake's ledgers record as
+    sent and submitted. An s3:// lake gets a temporary sandbox.
+    """
+    lake = settings.lake_location()
+    return None if "://" in lake else Path(lake) / "_sandbox"
 
 
 def _materialize_day(dg: Any, defs: Any, day: date) -> int:
