@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -177,9 +178,23 @@ class ExportLedger:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._timeout = timeout
-        with self._connection() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+        self._create()
+
+    def _create(self) -> None:
+        """Create the tables (WAL mode), retrying while another process is creating them."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                with self._connection() as db:
+                    # Switching to WAL takes an exclusive lock without waiting on SQLite's busy
+                    # handler, so processes opening a new ledger together retry here.
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def __repr__(self) -> str:
         return f"ExportLedger({str(self.path)!r})"
@@ -362,9 +377,14 @@ class ExportLedger:
             )
         return Reservation(job, created=True)
 
-    def _update(self, job_name: str, **values: Any) -> LedgerJob:
+    def _update(
+        self, job_name: str, *, also: tuple[str, tuple[Any, ...]] | None = None, **values: Any
+    ) -> LedgerJob:
+        """Set columns of one job (and run `also`, a statement and its parameters) atomically."""
         assignments = ", ".join(f"{column} = ?" for column in values)
         with self._transaction() as db:
+            if also is not None:
+                db.execute(*also)
             cursor = db.execute(
                 f"UPDATE export_jobs SET {assignments} WHERE job_name = ?",
                 (*values.values(), job_name),
@@ -399,13 +419,17 @@ class ExportLedger:
 
     def mark_refused(self, job_name: str, *, error: str, now: datetime) -> LedgerJob:
         """Connect answered DAILY_LIMIT_EXCEEDED: release the job and record the day exhausted."""
-        with self._transaction() as db:
-            db.execute(
+        day = now.astimezone(UTC).date().isoformat()
+        return self._update(
+            job_name,
+            also=(
                 "INSERT OR REPLACE INTO exhausted_days (day, recorded_at, message) "
                 "VALUES (?, ?, ?)",
-                (now.astimezone(UTC).date().isoformat(), _iso(now), error),
-            )
-        return self._update(job_name, status=REFUSED, error=error)
+                (day, _iso(now), error),
+            ),
+            status=REFUSED,
+            error=error,
+        )
 
     def mark_collected(
         self,

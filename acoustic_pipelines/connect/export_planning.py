@@ -160,7 +160,9 @@ class ExportPlan:
 
     @property
     def remaining(self) -> Usage:
-        """What is left today before the plan."""
+        """What is left today before the plan (nothing once Connect said the day is exhausted)."""
+        if self.exhausted:
+            return Usage()
         return remaining_today(self.used, self.limits, self.reserve)
 
     def maximum(self, limit: str) -> int:
@@ -296,10 +298,13 @@ def plan_exports(
         now: The current time (its UTC day is the quota day).
         force: Plan every day again, even days a live job already covers (a new attempt).
     """
+    requested = sorted(set(days))
+    if not requested:
+        raise ValueError("plan_exports needs at least one day to export")
     today = now.astimezone(UTC).date()
     limits, reserve = config.limits.daily_limits(), config.reserve.usage()
     used = ledger.usage(today)
-    requested = sorted(set(days))
+    exhausted = ledger.exhausted(today)
     jobs: list[PlannedJob] = []
     covered: list[CoveredDays] = []
     notes: list[str] = []
@@ -354,8 +359,10 @@ def plan_exports(
         used=used,
         limits=limits,
         reserve=reserve,
-        exhausted=ledger.exhausted(today),
-        fits_through=_fits_through(
+        exhausted=exhausted,
+        fits_through=None
+        if exhausted
+        else _fits_through(
             requested, packed, remaining_today(used, limits, reserve), config.max_days_per_job
         ),
         forced=force,
