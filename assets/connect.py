@@ -17,7 +17,6 @@ from acoustic_pipelines.connect.export_planning import (
     PLAN_FILE,
     ExportPlan,
     plan_exports,
-    window_days,
 )
 from acoustic_pipelines.connect.export_submission import (
     ExportSubmitError,
@@ -34,6 +33,7 @@ from acoustic_pipelines.connect.push_ledger import (
     LedgerError,
     pushed_signal_counts,
 )
+from acoustic_pipelines.connect.quota import window_days
 from acoustic_pipelines.connect.rejected_signals import REJECTED_SIGNALS
 from acoustic_pipelines.connect.sftp import (
     IntegrityError,

@@ -11,11 +11,10 @@ from acoustic_pipelines.connect.export_planning import (
     EXPORT_JOBS,
     EXPORT_PLAN,
     ExportPlan,
-    window_days,
 )
 from acoustic_pipelines.connect.export_submission import SubmitReport
 from acoustic_pipelines.connect.exported_signals import EXPORTED_SIGNALS, CollectReport
-from acoustic_pipelines.connect.quota import WARN_SHARE, DailyLimits
+from acoustic_pipelines.connect.quota import WARN_SHARE, DailyLimits, window_days
 from acoustic_pipelines.lake import Lake
 from assets.markdown import markdown_table
 
@@ -124,6 +123,7 @@ def plan_metadata(plan: ExportPlan, store: Lake, days: list[date]) -> dict[str, 
         "fits_through": dg.MetadataValue.text(str(plan.fits_through or "nothing fits today")),
         "plan_id": dg.MetadataValue.text(plan.plan_id),
         "forced": dg.MetadataValue.bool(plan.forced),
+        "notes": dg.MetadataValue.text("; ".join(plan.notes) or "none"),
         "jobs": dg.MetadataValue.md(_jobs_table(plan)),
         "plan_path": dg.MetadataValue.path(store.partition_uri(EXPORT_PLAN, days[0])),
     }

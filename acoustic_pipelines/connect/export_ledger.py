@@ -34,7 +34,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from acoustic_pipelines.connect.quota import DailyLimits, LimitBreach, Usage, check_plan
+from acoustic_pipelines.connect.quota import (
+    DailyLimits,
+    LimitBreach,
+    Usage,
+    check_plan,
+    window_days,
+)
 
 __all__ = [
     "COLLECTED",
@@ -138,8 +144,7 @@ class LedgerJob:
     @property
     def days(self) -> list[date]:
         """Every UTC day the job's window covers."""
-        count = (self.window_end - self.window_start).days + 1
-        return [self.window_start + timedelta(days=i) for i in range(count)]
+        return window_days(self.window_start, self.window_end)
 
     @property
     def remote_path(self) -> str:

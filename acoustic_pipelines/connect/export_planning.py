@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from acoustic_pipelines.config_exports import (
@@ -48,7 +48,6 @@ __all__ = [
     "job_name",
     "plan_exports",
     "target_path",
-    "window_days",
 ]
 
 EXPORT_PLAN = "connect/export_plan"
@@ -388,8 +387,3 @@ def _fits_through(
             break
         fits = last
     return fits
-
-
-def window_days(start: date, end: date) -> list[date]:
-    """Every UTC day from `start` to `end`, both included."""
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]

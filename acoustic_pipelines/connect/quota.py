@@ -30,6 +30,7 @@ __all__ = [
     "pack_range",
     "remaining_today",
     "share_used",
+    "window_days",
 ]
 
 LIMIT_NAMES = ("jobs", "bytes", "rows")
@@ -100,7 +101,12 @@ class ExportWindow:
     @property
     def days(self) -> list[date]:
         """Every UTC day of the window, in order."""
-        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+        return window_days(self.start, self.end)
+
+
+def window_days(start: date, end: date) -> list[date]:
+    """Every UTC day from `start` to `end`, both included."""
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def _available(limits: DailyLimits, reserve: Usage) -> Usage:

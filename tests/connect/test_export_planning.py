@@ -40,9 +40,8 @@ from acoustic_pipelines.connect.export_planning import (
     job_name,
     plan_exports,
     target_path,
-    window_days,
 )
-from acoustic_pipelines.connect.quota import DailyLimits, Usage
+from acoustic_pipelines.connect.quota import DailyLimits, Usage, window_days
 
 NOW = datetime(2026, 3, 20, 9, 30, tzinfo=UTC)
 TODAY = NOW.date()
