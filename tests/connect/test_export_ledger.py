@@ -40,6 +40,7 @@ from acoustic_pipelines.connect.export_ledger import (
     Reservation,
 )
 from acoustic_pipelines.connect.quota import DailyLimits, Usage
+from tests.ledger_jobs import reserve_job
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -77,18 +78,18 @@ def reserve(
     window: tuple[date, date] = (DAY, DAY),
     attempt: int = 1,
 ) -> Reservation:
-    return ledger.reserve(
-        job_name=name,
-        definition=definition,
+    return reserve_job(
+        ledger,
+        name,
         window=window,
-        attempt=attempt,
-        signal_types=["order", "pageView"],
-        requested_path=f"Export/Signals/test/{name}.csv",
-        estimated=Usage(rows=rows, bytes=size),
-        limits=limits,
-        reserve=held_back,
         now=now,
-        run_id="run-1",
+        rows=rows,
+        size=size,
+        definition=definition,
+        attempt=attempt,
+        limits=limits,
+        held_back=held_back,
+        signal_types=("order", "pageView"),
     )
 
 

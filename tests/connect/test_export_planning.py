@@ -42,6 +42,7 @@ from acoustic_pipelines.connect.export_planning import (
     target_path,
 )
 from acoustic_pipelines.connect.quota import DailyLimits, Usage, window_days
+from tests.ledger_jobs import reserve_job
 
 NOW = datetime(2026, 3, 20, 9, 30, tzinfo=UTC)
 TODAY = NOW.date()
@@ -112,17 +113,15 @@ def add_job(
 ) -> str:
     """Reserve a job in the ledger the way a run would, with Acoustic's limits."""
     name = job_name("acoustic-pipelines", definition, day(first), day(last), attempt)
-    ledger.reserve(
-        job_name=name,
-        definition=definition,
+    reserve_job(
+        ledger,
+        name,
         window=(day(first), day(last)),
-        attempt=attempt,
-        signal_types=["order"],
-        requested_path=f"Export/Signals/test/{name}.csv",
-        estimated=Usage(rows=rows, bytes=size),
-        limits=DailyLimits(),
-        reserve=Usage(),
         now=now,
+        rows=rows,
+        size=size,
+        definition=definition,
+        attempt=attempt,
     )
     return name
 

@@ -27,13 +27,13 @@ from acoustic_pipelines.connect.exported_signals import (
     jobs_to_collect,
     split_export_file,
 )
-from acoustic_pipelines.connect.quota import DailyLimits, Usage
 from acoustic_pipelines.sandbox.connect_exports import (
     EXPORT_COLUMNS,
     export_row,
     write_export_file,
 )
 from acoustic_pipelines.sandbox.connect_store import StoredSignal
+from tests.ledger_jobs import reserve_job
 
 NOW = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
 
@@ -238,17 +238,13 @@ def add(
     definition: str = "behavior",
     attempt: int = 1,
 ) -> str:
-    ledger.reserve(
-        job_name=name,
-        definition=definition,
+    reserve_job(
+        ledger,
+        name,
         window=(day(first), day(last)),
-        attempt=attempt,
-        signal_types=["order"],
-        requested_path=f"Export/Signals/test/{name}.csv",
-        estimated=Usage(),
-        limits=DailyLimits(),
-        reserve=Usage(),
         now=NOW + timedelta(minutes=minutes),
+        definition=definition,
+        attempt=attempt,
     )
     return name
 
