@@ -32,6 +32,7 @@ bench: $(STAMP)  ## throughput and memory figures (by hand, not part of the test
 	$(BIN)/python benchmarks/bench_raw_events.py
 	$(BIN)/python benchmarks/bench_actions.py
 	$(BIN)/python benchmarks/bench_delivery.py
+	$(BIN)/python benchmarks/bench_exports.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

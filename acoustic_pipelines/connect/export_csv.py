@@ -12,7 +12,6 @@ zone not stated) without an offset are read as UTC.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from isal import igzip, isal_zlib
 
 __all__ = [
     "ARRAY_COLUMNS",
@@ -129,11 +129,11 @@ def read_export_csv(
             column's type, or a corrupt gzip stream.
     """
     name = str(source) if isinstance(source, str | Path) else getattr(source, "name", "stream")
-    with gzip.open(source, "rb") as stream:
+    with igzip.open(source, "rb") as stream:  # ISA-L: ~3x zlib's inflate speed
         try:
             header = _read_header(stream, name)
             yield from _read_batches(stream, header, name, block_size)
-        except (OSError, EOFError, pa.ArrowInvalid) as exc:
+        except (OSError, EOFError, isal_zlib.error, pa.ArrowInvalid) as exc:
             raise ExportFileError(f"export file {name}: {exc}") from exc
 
 

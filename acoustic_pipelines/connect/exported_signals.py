@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -38,6 +39,7 @@ __all__ = [
     "EXPORTED_SIGNALS",
     "CollectReport",
     "CollectedJob",
+    "DayWriters",
     "MissingExportJobError",
     "collect_exports",
     "jobs_to_collect",
@@ -147,33 +149,77 @@ def _signal_days(batch: pa.RecordBatch) -> pa.Array:
     return pc.cast(moment, pa.date32())
 
 
-class _DayWriters:
-    """One Parquet writer per day of one definition, created on first use."""
+class DayWriters:
+    """One Parquet writer per day of one definition, created on first use.
+
+    Rows are held back per day and written as row groups of up to `GROUP_ROWS` rows (a CSV
+    block split over several days would otherwise give many small row groups: a larger file,
+    slower to write and to read); at most `PENDING_ROWS` rows wait in memory over all days.
+    Row groups are encoded and compressed on a writer thread (pyarrow releases the GIL) while
+    the next CSV block is parsed, one group in flight at a time. Use it as a context manager.
+    """
+
+    GROUP_ROWS = 32_768
+    PENDING_ROWS = 65_536
 
     def __init__(self, lake: Lake, staged: dict[date, StagedPartition], definition: str) -> None:
         self._lake = lake
         self._staged = staged
         self._definition = definition
         self._writers: dict[date, pq.ParquetWriter] = {}
+        self._pending: defaultdict[date, list[pa.RecordBatch]] = defaultdict(list)
+        self._pending_rows: Counter[date] = Counter()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
+        self._in_flight: Future[None] | None = None
+
+    def __enter__(self) -> DayWriters:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._thread.shutdown(wait=True, cancel_futures=True)
 
     def write(self, day: date, batch: pa.RecordBatch) -> None:
+        """Take a batch of `day`'s rows; write a row group once enough are held back."""
+        self._pending[day].append(batch)
+        self._pending_rows[day] += batch.num_rows
+        if self._pending_rows[day] >= self.GROUP_ROWS:
+            self._flush(day)
+        elif self._pending_rows.total() >= self.PENDING_ROWS:
+            self._flush(max(self._pending_rows, key=self._pending_rows.__getitem__))
+
+    def _flush(self, day: date) -> None:
+        batches = self._pending.pop(day)
+        self._pending_rows.pop(day)
         writer = self._writers.get(day)
         if writer is None:
             folder = self._lake.stage_subfolder(self._staged[day], f"definition={self._definition}")
             writer = pq.ParquetWriter(
                 f"{folder}/{PARQUET_FILE}",
-                batch.schema,
+                batches[0].schema,
                 filesystem=self._lake.fs,
                 **_PARQUET_OPTIONS,
             )
             self._writers[day] = writer
-        writer.write_batch(batch)
+        table = pa.Table.from_batches(batches)
+        self._wait()
+        self._in_flight = self._thread.submit(
+            writer.write_table, table, row_group_size=self.GROUP_ROWS * 2
+        )
+
+    def _wait(self) -> None:
+        """Wait for the row group being written (its error, if any, is raised here)."""
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()
 
     def close(self, schema: pa.Schema | None, days: Sequence[date]) -> None:
-        """Close every writer; days without rows get an empty file with `schema`."""
+        """Write what is held back and close every writer; days without rows get an empty file."""
         for day in days:
-            if day not in self._writers and schema is not None:
+            if day not in self._writers and day not in self._pending and schema is not None:
                 self.write(day, pa.RecordBatch.from_pylist([], schema=schema))
+        for day in list(self._pending):
+            self._flush(day)
+        self._wait()
         for writer in self._writers.values():
             writer.close()
 
@@ -293,7 +339,7 @@ def collect_exports(
     jobs = jobs_to_collect(ledger, definitions, days)
     report = CollectReport(days=days)
     schemas: dict[str, pa.Schema | None] = {}
-    writers: dict[str, _DayWriters] = {}
+    writers: dict[str, DayWriters] = {}
     with ExitStack() as stack:
         folder = Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="exports-", dir=scratch))
@@ -310,7 +356,10 @@ def collect_exports(
                 f"{job.job_name}: {download.size:,} bytes downloaded and verified "
                 f"({download.mb_per_s:,.1f} MB/s, {download.attempts} attempt(s))"
             )
-            writer = writers.setdefault(job.definition, _DayWriters(lake, staged, job.definition))
+            writer = writers.get(job.definition)
+            if writer is None:
+                writer = stack.enter_context(DayWriters(lake, staged, job.definition))
+                writers[job.definition] = writer
             job_days = _days_for(job, jobs.values(), days)
             schema, by_type, by_day, other = split_export_file(
                 download.local, job, job_days, writer.write
