@@ -14,25 +14,31 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter, defaultdict
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from acoustic_pipelines.connect.export_csv import ExportFileError, export_schema
 from acoustic_pipelines.connect.export_ledger import RESERVED, ExportLedger, LedgerJob
 from acoustic_pipelines.connect.exported_signals import (
+    PARQUET_FILE,
+    DayWriters,
     MissingExportJobError,
     jobs_to_collect,
     split_export_file,
 )
+from acoustic_pipelines.lake import Lake
 from acoustic_pipelines.sandbox.connect_exports import (
     EXPORT_COLUMNS,
     export_row,
     write_export_file,
 )
 from acoustic_pipelines.sandbox.connect_store import StoredSignal
+from acoustic_pipelines.storage import open_location
 from tests.ledger_jobs import reserve_job
 
 NOW = datetime(2026, 3, 20, 9, 0, tzinfo=UTC)
@@ -287,3 +293,28 @@ def test_a_day_no_live_job_covers_is_named(ledger: ExportLedger) -> None:
     assert "marketing 2026-03-03" in message
     assert "2026-03-02" not in message
     assert "connect/export_jobs" in message
+
+
+def test_day_writers_gather_small_interleaved_batches_into_few_row_groups(tmp_path: Path) -> None:
+    """A CSV block split over days gives small batches: they are written as large row groups."""
+    lake = Lake(open_location(str(tmp_path)))
+    schema = pa.schema([("n", pa.int64())])
+    days = [day(1), day(2), day(3)]
+    counts = {day(1): 40_000, day(2): 500, day(3): 0}
+    with ExitStack() as stack:
+        staged = {d: stack.enter_context(lake.stage("exported", d)) for d in days}
+        writers = stack.enter_context(DayWriters(lake, staged, "behavior"))
+        for start in range(0, 40_000, 100):  # day 1 and day 2 interleaved, 100 rows a batch
+            writers.write(day(1), pa.record_batch([pa.array(range(start, start + 100))], schema))
+            if start < 500:
+                writers.write(
+                    day(2), pa.record_batch([pa.array(range(start, start + 100))], schema)
+                )
+        writers.close(schema, days)
+        files = {
+            d: pq.ParquetFile(staged[d].file(f"definition=behavior/{PARQUET_FILE}")) for d in days
+        }
+        assert {d: f.metadata.num_rows for d, f in files.items()} == counts
+        assert [f.metadata.num_row_groups for f in files.values()] == [2, 1, 1]
+        assert files[day(1)].read().column("n").to_pylist() == list(range(40_000))
+        assert files[day(3)].schema_arrow == schema  # a day without rows: empty, with the schema
