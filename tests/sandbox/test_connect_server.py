@@ -237,9 +237,8 @@ def test_slow_fault_delays_the_answer(tmp_path: Path) -> None:
         started = time.monotonic()
         assert post(sandbox, DATA_SETS).status_code == 200
         assert time.monotonic() - started >= 0.3
-        started = time.monotonic()
         post(sandbox, DATA_SETS)
-        assert time.monotonic() - started < 0.3
+        # count=1: the second call was not slowed (no upper bound on time: the machine may be busy)
         assert sandbox.stats()["faults"]["by_kind"] == {"slow": 1}
 
 
