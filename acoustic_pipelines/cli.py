@@ -37,7 +37,7 @@ from acoustic_pipelines.segment.sample import SampleSummary, write_sample_archiv
 from acoustic_pipelines.storage import StorageError, open_location
 
 DEMO_EVENTS = 20_000
-DEFAULT_SANDBOX_DIR = "./.sandbox"
+SANDBOX_SUBFOLDER = "_sandbox"  # in a local lake: kept and removed with the ledgers
 DEMO_BAD_RATE = 0.005
 
 
@@ -118,9 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--dir",
         type=Path,
-        default=Path(DEFAULT_SANDBOX_DIR),
+        default=None,
         help=f"where the Connect sandbox keeps signals, export jobs and SFTP files "
-        f"(default {DEFAULT_SANDBOX_DIR})",
+        f"(default: {SANDBOX_SUBFOLDER}/ in a local lake, ${settings.LAKE_ENV} else "
+        f"{settings.DEFAULT_LAKE}; a temporary folder for an s3:// lake)",
     )
     sandbox.add_argument("--s3-port", type=int, default=0, help="default: a free port")
     sandbox.add_argument("--connect-port", type=int, default=0, help="default: a free port")
@@ -195,21 +196,21 @@ def _run_demo(args: argparse.Namespace) -> int:
         if not uses_real_acoustic():
             saved = dict(os.environ)  # the sandbox's variables end with the demo
             stack.callback(lambda: (os.environ.clear(), os.environ.update(saved)))
-            sandbox = sandbox_environment(config, folder=_demo_sandbox_folder())
+            sandbox = sandbox_environment(config, folder=_sandbox_folder())
             os.environ.update(stack.enter_context(sandbox))
             print(f"S3 sandbox: {os.environ[settings.ACOUSTIC_S3_ENDPOINT_ENV]}")
             print(f"Connect sandbox: {os.environ[settings.ACOUSTIC_CONNECT_ENDPOINT_ENV]}")
         return _materialize_day(dg, defs, day)
 
 
-def _demo_sandbox_folder() -> Path | None:
+def _sandbox_folder() -> Path | None:
     """`<lake>/_sandbox` for a local lake: kept and removed with the ledgers that refer to it.
 
-    A second demo of a day then finds the signals and export files the lake's ledgers record as
-    sent and submitted. An s3:// lake gets a temporary sandbox.
+    A second demo (or `make dev` after `make demo`) then finds the signals and export files the
+    lake's ledgers record as sent and submitted. An s3:// lake gets a temporary sandbox.
     """
     lake = settings.lake_location()
-    return None if "://" in lake else Path(lake) / "_sandbox"
+    return None if "://" in lake else Path(lake) / SANDBOX_SUBFOLDER
 
 
 def _materialize_day(dg: Any, defs: Any, day: date) -> int:
@@ -244,7 +245,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         s3_port=args.s3_port,
         connect_port=args.connect_port,
         sftp_port=args.sftp_port,
-        folder=args.dir,
+        folder=args.dir or _sandbox_folder(),
         tier=args.tier,
         export_delay=args.export_delay,
     ) as environment:
