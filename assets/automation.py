@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from acoustic_pipelines.connect.export_ledger import SUBMITTED, UNKNOWN, LedgerJob
+from acoustic_pipelines.connect.export_ledger import RESERVED, SUBMITTED, UNKNOWN, LedgerJob
 from acoustic_pipelines.connect.sftp import RemoteFileMissingError, SftpError, SftpSession
 from assets.connect import EXPORTED_SIGNALS_KEY
 from resources.exports import AcousticSftpResource, ExportLedgerResource
@@ -66,7 +66,8 @@ def exported_files_sensor(
     acoustic_sftp: AcousticSftpResource,
 ) -> dg.SensorResult | dg.SkipReason:
     """Look for the files of submitted, not yet collected jobs; request a run per ready window."""
-    pending = export_ledger.get_ledger().jobs(statuses=[SUBMITTED, UNKNOWN])
+    # `reserved` too: a run that died right after sending leaves its job reserved.
+    pending = export_ledger.get_ledger().jobs(statuses=[RESERVED, SUBMITTED, UNKNOWN])
     if not pending:
         return dg.SkipReason("no submitted export job waits for collection")
     try:

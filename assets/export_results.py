@@ -208,6 +208,7 @@ def exported_metadata(
         "bytes_downloaded": dg.MetadataValue.int(report.bytes_downloaded),
         "download_mb_per_s": dg.MetadataValue.float(round(report.mb_per_s, 2)),
         "seconds_waiting": dg.MetadataValue.float(round(report.seconds_waiting, 3)),
+        "rows_for_other_days": dg.MetadataValue.int(report.rows_for_other_days),
         "job_ids": dg.MetadataValue.text(", ".join(c.job.data_job_id or "?" for c in report.jobs)),
         "job_names": dg.MetadataValue.text(", ".join(c.job.job_name for c in report.jobs)),
         "path": dg.MetadataValue.path(store.partition_uri(EXPORTED_SIGNALS, days[0])),

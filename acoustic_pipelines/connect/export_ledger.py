@@ -376,9 +376,10 @@ class ExportLedger:
                 reserved_at=now,
                 run_id=run_id,
             )
+            values = _row(job)
             db.execute(
-                f"INSERT INTO export_jobs ({_COLUMNS}) VALUES ({', '.join('?' * 20)})",
-                _row(job),
+                f"INSERT INTO export_jobs ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
+                values,
             )
         return Reservation(job, created=True)
 

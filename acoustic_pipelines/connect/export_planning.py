@@ -13,6 +13,7 @@ Planning reads the ledger and sends nothing: materializing only the plan is the 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from acoustic_pipelines.connect.export_ledger import ExportLedger, LedgerJob
 from acoustic_pipelines.connect.quota import (
     LIMIT_NAMES,
     DailyLimits,
+    ExportWindow,
     LimitBreach,
     Usage,
     check_plan,
@@ -82,6 +84,13 @@ class PlannedJob:
     estimated_rows: int
     estimated_bytes: int
     estimate_sources: tuple[str, ...]
+
+    @property
+    def window(self) -> ExportWindow:
+        """The job's window: its days, `timestampStart` and `timestampEnd` (both inclusive)."""
+        return ExportWindow(
+            self.window_start, self.window_end, self.estimated_rows, self.estimated_bytes
+        )
 
     @property
     def estimated(self) -> Usage:
@@ -273,8 +282,8 @@ def estimate_day(
     history_bytes = sum(max(0, (job.bytes or 0) - HEADER_BYTES) for job in history)
     bytes_per_row = history_bytes / history_rows if history_rows else default.bytes_per_row
     source = "+".join(s for s in ("history", "pushes") if s in sources) or "default"
-    count = int(-(-rows // 1))  # round up: the estimate guards a limit
-    return DayEstimate(rows=count, bytes=int(-(-count * bytes_per_row // 1)), source=source)
+    count = math.ceil(rows)  # rounded up: the estimate guards a limit
+    return DayEstimate(rows=count, bytes=math.ceil(count * bytes_per_row), source=source)
 
 
 def plan_exports(

@@ -41,12 +41,11 @@ class StalePlanError(Exception):
 
 
 class ExportSubmitError(Exception):
-    """Submission stopped: the guard refused a job, or Connect refused one (see `cause`)."""
+    """Submission stopped: the guard refused a job, or Connect refused one (its `__cause__`)."""
 
-    def __init__(self, message: str, report: SubmitReport, *, quota: bool) -> None:
+    def __init__(self, message: str, report: SubmitReport) -> None:
         super().__init__(message)
         self.report = report
-        self.quota = quota  # a daily-limit stop (the guard's, or Connect's DAILY_LIMIT_EXCEEDED)
 
 
 @dataclass
@@ -124,18 +123,18 @@ def _submit_one(
             run_id=run_id,
         )
     except (QuotaRefusedError, DayExhaustedError) as exc:
-        raise ExportSubmitError(str(exc), report, quota=True) from exc
+        raise ExportSubmitError(str(exc), report) from exc
     if not reservation.created:
         on_progress(f"{planned.job_name}: already {reservation.job.status}, not submitted again")
         report.skipped.append(reservation.job)
         return
-    window = (planned.window_start, planned.window_end)
+    window = planned.window
     try:
         answer = client.export_signals(
             job_name=planned.job_name,
             signal_types=planned.signal_types,
-            start=f"{window[0].isoformat()}T00:00:00.000Z",
-            end=f"{window[1].isoformat()}T23:59:59.999Z",
+            start=window.timestamp_start,
+            end=window.timestamp_end,
             notify=planned.notify,
             sftp={"path": planned.path},
         )
@@ -145,7 +144,6 @@ def _submit_one(
             f"{planned.job_name}: Connect answered DAILY_LIMIT_EXCEEDED ({exc.message}); today "
             "is recorded as exhausted and nothing more is submitted until 00:00 UTC",
             report,
-            quota=True,
         ) from exc
     except ConnectError as exc:
         if outcome_unknown(exc):
@@ -155,11 +153,10 @@ def _submit_one(
                 f"it ({exc.message}); the job is kept as `unknown` (not re-sent) and its file is "
                 f"awaited at {planned.path}",
                 report,
-                quota=False,
             ) from exc
         report.failed.append(ledger.mark_failed(planned.job_name, error=exc.message))
         raise ExportSubmitError(
-            f"{planned.job_name}: Connect refused the job: {exc.message}", report, quota=False
+            f"{planned.job_name}: Connect refused the job: {exc.message}", report
         ) from exc
     job = ledger.mark_submitted(
         planned.job_name, data_job_id=answer.data_job_id, path=answer.path, submitted_at=now()

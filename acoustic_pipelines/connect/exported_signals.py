@@ -86,6 +86,11 @@ class CollectReport:
         return sum(self.rows_by_day.values())
 
     @property
+    def rows_for_other_days(self) -> int:
+        """Rows of the files that belong to days of their windows outside this collection."""
+        return sum(c.rows_for_other_days for c in self.jobs)
+
+    @property
     def bytes_downloaded(self) -> int:
         """Compressed bytes downloaded over SFTP."""
         return sum(c.download.size for c in self.jobs)
@@ -323,7 +328,6 @@ def collect_exports(
     days: Sequence[date],
     open_sftp: Callable[[], AbstractContextManager[SftpSession]],
     timeout: float,
-    scratch: Path | None = None,
     on_progress: Callable[[str], None] = log.info,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> CollectReport:
@@ -341,9 +345,7 @@ def collect_exports(
     schemas: dict[str, pa.Schema | None] = {}
     writers: dict[str, DayWriters] = {}
     with ExitStack() as stack:
-        folder = Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix="exports-", dir=scratch))
-        )
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="exports-")))
         staged = {d: stack.enter_context(lake.stage(EXPORTED_SIGNALS, d)) for d in days}
         session = stack.enter_context(open_sftp())
         for job in jobs.values():

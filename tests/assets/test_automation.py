@@ -5,7 +5,7 @@ the jobs as its run key; the schedule runs yesterday's partition of every asset 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +13,7 @@ import pyarrow.dataset as pads
 import pytest
 
 from acoustic_pipelines.definitions import defs
+from acoustic_pipelines.sandbox.connect_exports import write_export_file
 from assets.automation import (
     RANGE_END_TAG,
     RANGE_START_TAG,
@@ -21,6 +22,7 @@ from assets.automation import (
 )
 from assets.connect import EXPORTED_SIGNALS_KEY, export_jobs, export_plan, exported_signals
 from tests.export_sandbox import ExportSandbox, export_sandbox, resources
+from tests.ledger_jobs import reserve_job
 
 DAY = date(2026, 11, 20)
 
@@ -90,3 +92,24 @@ def test_the_daily_schedule_runs_every_asset_but_the_collection() -> None:
     assert selected == every - {EXPORTED_SIGNALS_KEY}
     schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
+
+
+def test_a_job_left_reserved_by_a_dead_run_is_collected_when_its_file_appears(
+    sandbox: ExportSandbox,
+) -> None:
+    """The run died after sending, before recording Connect's answer: the file is still awaited."""
+    reserve_job(
+        sandbox.ledger,
+        "acoustic-pipelines-behavior-20261120-20261120-1",
+        window=(DAY, DAY),
+        now=datetime.now(UTC),
+    )
+    [job] = sandbox.ledger.jobs()
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert isinstance(evaluate(instance), dg.SkipReason)
+        remote = sandbox.connect.subscription_folder / job.remote_path  # requested path + .gz
+        remote.parent.mkdir(parents=True, exist_ok=True)
+        write_export_file(remote, iter(()))
+        ready = evaluate(instance)
+    assert isinstance(ready, dg.SensorResult)
+    assert [r.run_key for r in ready.run_requests] == [job.job_name]
