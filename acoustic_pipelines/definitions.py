@@ -3,7 +3,7 @@
 import dagster as dg
 
 from acoustic_pipelines import settings
-from assets import acoustic, automation, connect, segment
+from assets import acoustic, automation, exports, segment, signals
 from resources import AcousticConnectResource, LakeResource, SegmentArchiveResource
 from resources.acoustic_s3 import AcousticS3Resource
 from resources.exports import AcousticSftpResource, ExportLedgerResource
@@ -14,10 +14,10 @@ defs = dg.Definitions(
         segment.raw_events,
         acoustic.mapped_events,
         acoustic.s3_csv_delivery,
-        connect.signal_pushes,
-        connect.export_plan,
-        connect.export_jobs,
-        connect.exported_signals,
+        signals.signal_pushes,
+        exports.export_plan,
+        exports.export_jobs,
+        exports.exported_signals,
     ],
     asset_checks=[segment.raw_events_partition_consistent],
     jobs=[automation.daily_pipeline_job, automation.collect_exports_job],

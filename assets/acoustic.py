@@ -6,15 +6,15 @@ from datetime import date, timedelta
 import dagster as dg
 from pydantic import Field
 
-from acoustic_pipelines.actions import acoustic as codes
-from acoustic_pipelines.actions.csv_delivery import (
+from acoustic_pipelines.acoustic import rows as codes
+from acoustic_pipelines.acoustic.csv_delivery import (
     DeliveryReport,
     DeliverySettingsError,
     UploadIntegrityError,
     check_delivery_settings,
     deliver_csv,
 )
-from acoustic_pipelines.actions.mapped_events import (
+from acoustic_pipelines.acoustic.mapped_events import (
     MAPPED_EVENTS,
     MAPPING_FAILED,
     TRIGGER_FAILED,
@@ -26,7 +26,7 @@ from acoustic_pipelines.actions.mapped_events import (
     map_day,
     read_mapped_day_report,
 )
-from acoustic_pipelines.config import DestinationConfig
+from acoustic_pipelines.config.loading import DestinationConfig
 from acoustic_pipelines.lake import Lake, PartitionNotFound
 from assets.markdown import markdown_table
 from assets.partitions import daily_partitions

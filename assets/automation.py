@@ -4,9 +4,9 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from acoustic_pipelines.connect.export_ledger import RESERVED, SUBMITTED, UNKNOWN, LedgerJob
+from acoustic_pipelines.connect.exports.ledger import RESERVED, SUBMITTED, UNKNOWN, LedgerJob
 from acoustic_pipelines.connect.sftp import RemoteFileMissingError, SftpError, SftpSession
-from assets.connect import EXPORTED_SIGNALS_KEY
+from assets.exports import EXPORTED_SIGNALS_KEY
 from resources.exports import AcousticSftpResource, ExportLedgerResource
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"

@@ -5,16 +5,16 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from acoustic_pipelines.config_exports import ExportsConfig
-from acoustic_pipelines.connect.export_ledger import ExportLedger, LedgerJob
-from acoustic_pipelines.connect.export_planning import (
+from acoustic_pipelines.config.exports import ExportsConfig
+from acoustic_pipelines.connect.exports.collection import EXPORTED_SIGNALS, CollectReport
+from acoustic_pipelines.connect.exports.ledger import ExportLedger, LedgerJob
+from acoustic_pipelines.connect.exports.planning import (
     EXPORT_JOBS,
     EXPORT_PLAN,
     ExportPlan,
 )
-from acoustic_pipelines.connect.export_submission import SubmitReport
-from acoustic_pipelines.connect.exported_signals import EXPORTED_SIGNALS, CollectReport
-from acoustic_pipelines.connect.quota import WARN_SHARE, DailyLimits, window_days
+from acoustic_pipelines.connect.exports.quota import WARN_SHARE, DailyLimits, window_days
+from acoustic_pipelines.connect.exports.submission import SubmitReport
 from acoustic_pipelines.lake import Lake
 from assets.markdown import markdown_table
 

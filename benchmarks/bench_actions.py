@@ -116,8 +116,8 @@ def run_child(role: str, archive: str, workers: int) -> dict[str, Any]:
     # Imported before the clock starts (and before forking, so workers inherit them).
     import orjson  # noqa: F401
 
-    from acoustic_pipelines.actions import acoustic  # noqa: F401
-    from acoustic_pipelines.config import load_config  # noqa: F401
+    from acoustic_pipelines.acoustic import rows  # noqa: F401
+    from acoustic_pipelines.config.loading import load_config  # noqa: F401
     from acoustic_pipelines.segment.archive import list_archive_day
     from acoustic_pipelines.storage import open_location
 
@@ -160,7 +160,7 @@ def _start(role: str, archive: str) -> None:
         files={f.key: f for f in list_archive_day(location, DAY).files},
     )
     if role == "compiled":
-        from acoustic_pipelines.config import load_config
+        from acoustic_pipelines.config.loading import load_config
 
         config = load_config(CONFIG)
         rules = [rule for destination in config.destinations for rule in destination.rules]
@@ -181,8 +181,8 @@ def process_file(key: str) -> dict[str, int]:
     """Stream one archive file through the role set up by :func:`_start`; its counters."""
     import orjson
 
-    from acoustic_pipelines.actions.acoustic import AcousticReject, build_row
-    from acoustic_pipelines.actions.mapping_kit import MappingError
+    from acoustic_pipelines.acoustic.rows import AcousticReject, build_row
+    from acoustic_pipelines.actions.mappings.kit import MappingError
     from acoustic_pipelines.segment.archive import read_lines
 
     lines = read_lines(_STATE["location"], _STATE["files"][key])

@@ -87,8 +87,8 @@ def measure(role: str, lake: Path, endpoint: str = "") -> dict:
 
 def run_map(lake_dir: str) -> dict:
     """`map_day` over the whole day with the default config."""
-    from acoustic_pipelines.actions.mapped_events import map_day
-    from acoustic_pipelines.config import load_config
+    from acoustic_pipelines.acoustic.mapped_events import map_day
+    from acoustic_pipelines.config.loading import load_config
     from acoustic_pipelines.lake import Lake
     from acoustic_pipelines.storage import open_location
 
@@ -108,9 +108,9 @@ def run_deliver(lake_dir: str, endpoint: str) -> dict:
     """`deliver_csv` of every destination's mapped rows to the S3 endpoint."""
     import boto3
 
-    from acoustic_pipelines.actions.csv_delivery import deliver_csv
-    from acoustic_pipelines.actions.mapped_events import iter_mapped_batches
-    from acoustic_pipelines.config import load_config
+    from acoustic_pipelines.acoustic.csv_delivery import deliver_csv
+    from acoustic_pipelines.acoustic.mapped_events import iter_mapped_batches
+    from acoustic_pipelines.config.loading import load_config
     from acoustic_pipelines.lake import Lake
     from acoustic_pipelines.storage import open_location
 

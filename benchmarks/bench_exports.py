@@ -173,7 +173,7 @@ def bench_sftp(mb: int, repeats: int) -> None:
 
 def serve(folder: Path) -> None:
     """Child: the Connect sandbox and its SFTP server until stdin closes; prints client settings."""
-    from acoustic_pipelines.sandbox.connect_server import serve_connect
+    from acoustic_pipelines.sandbox.connect.server import serve_connect
     from acoustic_pipelines.sandbox.sftp_server import client_settings, serve_sftp
 
     with (
@@ -306,7 +306,7 @@ def bench_conversion(rows: int, *, skip_reference: bool, keep: bool) -> None:
 
 def prepare_export(rows: int) -> Path:
     """Write (or reuse) a gzip export CSV of `rows` behavior signals with the sandbox's writer."""
-    from acoustic_pipelines.sandbox.connect_exports import write_export_file
+    from acoustic_pipelines.sandbox.connect.exports import write_export_file
 
     path = OUT / f"export-{rows}.csv.gz"
     if not path.exists():
@@ -322,8 +322,8 @@ def prepare_export(rows: int) -> Path:
 
 def _export_rows(count: int) -> Iterator[dict[str, str]]:
     """Export rows of `count` behavior signals at random moments of the window's days."""
-    from acoustic_pipelines.sandbox.connect_exports import export_row
-    from acoustic_pipelines.sandbox.connect_store import StoredSignal
+    from acoustic_pipelines.sandbox.connect.exports import export_row
+    from acoustic_pipelines.sandbox.connect.store import StoredSignal
 
     rng = random.Random(20261120)
     start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
@@ -372,8 +372,8 @@ def _measure(role: str, source: Path) -> dict:
 
 def run_convert(source: Path) -> dict:
     """Child: `split_export_file` into the pipeline's `DayWriters` (zstd Parquet per day)."""
-    from acoustic_pipelines.connect.export_ledger import LedgerJob
-    from acoustic_pipelines.connect.exported_signals import DayWriters, split_export_file
+    from acoustic_pipelines.connect.exports.collection import DayWriters, split_export_file
+    from acoustic_pipelines.connect.exports.ledger import LedgerJob
     from acoustic_pipelines.lake import Lake
     from acoustic_pipelines.storage import open_location
 
@@ -419,7 +419,7 @@ def run_reference(source: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from acoustic_pipelines.connect.export_csv import export_schema
+    from acoustic_pipelines.connect.exports.files import export_schema
 
     baseline = _peak_rss_mb()
     started = time.perf_counter()
@@ -452,7 +452,7 @@ def run_reference(source: Path) -> dict:
 
 def _plain_converter(name: str) -> Callable[[str], Any]:
     """How the reference types a column's non-empty text: the documented export types."""
-    from acoustic_pipelines.connect.export_csv import (
+    from acoustic_pipelines.connect.exports.files import (
         ARRAY_COLUMNS,
         BOOLEAN_COLUMNS,
         TIMESTAMP_COLUMNS,

@@ -148,7 +148,7 @@ def measure(lake: Path, concurrency: int) -> dict:
 
 def serve(folder: Path) -> None:
     """Child: the Connect sandbox, until stdin closes; prints its endpoint first."""
-    from acoustic_pipelines.sandbox.connect_server import serve_connect
+    from acoustic_pipelines.sandbox.connect.server import serve_connect
 
     with serve_connect(folder=folder, api_key=API_KEY, tier="premium") as sandbox:
         print(sandbox.endpoint, flush=True)
@@ -159,10 +159,10 @@ def serve(folder: Path) -> None:
 
 def run_push(lake_dir: str, endpoint: str, concurrency: int) -> dict:
     """Child: `push_day` of the whole day with the default rules."""
-    from acoustic_pipelines.config import load_config
+    from acoustic_pipelines.config.loading import load_config
     from acoustic_pipelines.connect.client import ConnectClient
-    from acoustic_pipelines.connect.signal_pushes import push_day
-    from acoustic_pipelines.connect.signal_rules import SignalSettings
+    from acoustic_pipelines.connect.signals.pushes import push_day
+    from acoustic_pipelines.connect.signals.rules import SignalSettings
     from acoustic_pipelines.lake import Lake
     from acoustic_pipelines.storage import open_location
 

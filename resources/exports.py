@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from acoustic_pipelines import settings
-from acoustic_pipelines.connect.export_ledger import ExportLedger
+from acoustic_pipelines.connect.exports.ledger import ExportLedger
 from acoustic_pipelines.connect.sftp import (
     DEFAULT_KNOWN_HOSTS,
     DEFAULT_PORT,

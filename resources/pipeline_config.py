@@ -4,7 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from acoustic_pipelines import settings
-from acoustic_pipelines.config import ConfigError, PipelineConfig, load_config
+from acoustic_pipelines.config.loading import ConfigError, PipelineConfig, load_config
 
 
 class PipelineConfigResource(dg.ConfigurableResource):

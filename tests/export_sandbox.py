@@ -17,8 +17,8 @@ import yaml
 
 from acoustic_pipelines import settings
 from acoustic_pipelines.connect.client import ConnectClient
-from acoustic_pipelines.connect.export_ledger import ExportLedger
-from acoustic_pipelines.sandbox.connect_server import ConnectSandbox, serve_connect
+from acoustic_pipelines.connect.exports.ledger import ExportLedger
+from acoustic_pipelines.sandbox.connect.server import ConnectSandbox, serve_connect
 from acoustic_pipelines.sandbox.sftp_server import client_settings, serve_sftp
 from resources import AcousticConnectResource, LakeResource, SegmentArchiveResource
 from resources.exports import AcousticSftpResource, ExportLedgerResource

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from acoustic_pipelines.connect.export_ledger import ExportLedger, Reservation
-from acoustic_pipelines.connect.quota import DailyLimits, Usage
+from acoustic_pipelines.connect.exports.ledger import ExportLedger, Reservation
+from acoustic_pipelines.connect.exports.quota import DailyLimits, Usage
 
 
 def reserve_job(

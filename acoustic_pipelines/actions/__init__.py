@@ -1,6 +1,6 @@
 """Destination Actions engine: Segment FQL triggers and mapping directives, compiled once."""
 
-from acoustic_pipelines.actions.mapping_kit import (
+from acoustic_pipelines.actions.mappings.kit import (
     MappingError,
     MappingInputError,
     MappingRuntimeError,

@@ -1,6 +1,6 @@
 """Acoustic Connect side: the GraphQL schema we use, the client, signal and export rules, SFTP.
 
-Import from the modules themselves (`acoustic_pipelines.connect.client`, `.signals`, `.exports`,
-`.export_ledger`, `.sftp`, …): the package imports none of them, so loading one (the config
-loads `signals`) does not pull in the GraphQL client and its HTTP stack.
+Import from the modules themselves (`acoustic_pipelines.connect.client`, `.sftp`,
+`.signals.content`, `.exports.ledger`, …): the packages import none of them, so loading one (the
+config loads `signals.content`) does not pull in the GraphQL client and its HTTP stack.
 """

@@ -43,8 +43,8 @@ from acoustic_pipelines.connect.errors import (
     problems_error,
     redact,
 )
-from acoustic_pipelines.connect.exports import check_export_request
-from acoustic_pipelines.connect.signals import TIERS, validate_signals
+from acoustic_pipelines.connect.exports.requests import check_export_request
+from acoustic_pipelines.connect.signals.content import TIERS, validate_signals
 
 log = logging.getLogger(__name__)
 

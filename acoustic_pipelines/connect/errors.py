@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from acoustic_pipelines.connect.signals import SignalProblem
+from acoustic_pipelines.connect.signals.content import SignalProblem
 
 __all__ = [
     "AuthenticationError",

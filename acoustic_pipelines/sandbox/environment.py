@@ -9,8 +9,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from acoustic_pipelines import settings
-from acoustic_pipelines.config import PipelineConfig
-from acoustic_pipelines.sandbox.connect_server import SANDBOX_API_KEY, serve_connect
+from acoustic_pipelines.config.loading import PipelineConfig
+from acoustic_pipelines.sandbox.connect.server import SANDBOX_API_KEY, serve_connect
 from acoustic_pipelines.sandbox.s3 import serve_s3
 from acoustic_pipelines.sandbox.sftp_server import client_settings, serve_sftp
 

@@ -38,8 +38,8 @@ from acoustic_pipelines.connect.sftp import (
     generate_ed25519_key,
     host_entry,
 )
-from acoustic_pipelines.sandbox.connect_public_keys import PublicKeyError, parse_ed25519_public_key
-from acoustic_pipelines.sandbox.connect_server import ConnectSandbox
+from acoustic_pipelines.sandbox.connect.public_keys import PublicKeyError, parse_ed25519_public_key
+from acoustic_pipelines.sandbox.connect.server import ConnectSandbox
 
 log = logging.getLogger(__name__)
 # paramiko logs a client's ordinary disconnect ("Connection reset by peer") as an ERROR of the

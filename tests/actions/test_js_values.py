@@ -6,7 +6,7 @@
 - Strings are UTF-16 in JavaScript: ``js_utf16_units`` splits characters above U+FFFF into
   surrogate pairs, ``js_from_utf16_units`` joins them back, ``js_slice`` slices code units.
 - ``js_string_property``/``js_array_property`` read own ``length`` and indexes only; the
-  trigger engine layers inherited prototype members on top (``fql_paths.read_member``).
+  trigger engine layers inherited prototype members on top (``triggers/paths.py: read_member``).
 - ``js_truthy`` treats subclasses of str/int/float (StrEnum, IntEnum) as their base type.
 
 Expected values are JavaScript's, written by hand.
@@ -22,7 +22,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from acoustic_pipelines.actions.fql_paths import INHERITED, read_member
 from acoustic_pipelines.actions.js_values import (
     UNDEFINED,
     has_surrogate,
@@ -39,6 +38,7 @@ from acoustic_pipelines.actions.js_values import (
     js_truthy,
     js_utf16_units,
 )
+from acoustic_pipelines.actions.triggers.paths import INHERITED, read_member
 
 
 @pytest.mark.parametrize(

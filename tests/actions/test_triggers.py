@@ -34,7 +34,7 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from acoustic_pipelines.actions import fql_lexer, triggers
+from acoustic_pipelines.actions import triggers
 from acoustic_pipelines.actions.triggers import (
     Condition,
     ConditionGroup,
@@ -47,6 +47,7 @@ from acoustic_pipelines.actions.triggers import (
     matches,
     render_fql,
 )
+from acoustic_pipelines.actions.triggers import lexer as fql_lexer
 
 FQL_VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 FQL_VECTORS_FILE = FQL_VECTORS / "fql_vectors.jsonl"

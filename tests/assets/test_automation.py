@@ -13,14 +13,14 @@ import pyarrow.dataset as pads
 import pytest
 
 from acoustic_pipelines.definitions import defs
-from acoustic_pipelines.sandbox.connect_exports import write_export_file
+from acoustic_pipelines.sandbox.connect.exports import write_export_file
 from assets.automation import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     daily_pipeline_job,
     exported_files_sensor,
 )
-from assets.connect import EXPORTED_SIGNALS_KEY, export_jobs, export_plan, exported_signals
+from assets.exports import EXPORTED_SIGNALS_KEY, export_jobs, export_plan, exported_signals
 from tests.export_sandbox import ExportSandbox, export_sandbox, resources
 from tests.ledger_jobs import reserve_job
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from acoustic_pipelines.connect.export_ledger import LIVE_STATUSES, REFUSED
-from assets.connect import EXPORTS_POOL
+from acoustic_pipelines.connect.exports.ledger import LIVE_STATUSES, REFUSED
+from assets.exports import EXPORTS_POOL
 from tests.export_sandbox import export_sandbox
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,11 +22,11 @@ import pyarrow.dataset as pads
 import pytest
 import requests
 
-from acoustic_pipelines.connect.export_csv import export_schema
-from acoustic_pipelines.connect.export_ledger import COLLECTED, REFUSED, SUBMITTED
-from acoustic_pipelines.connect.exported_signals import EXPORTED_SIGNALS
-from acoustic_pipelines.sandbox.connect_exports import EXPORT_COLUMNS
-from assets.connect import (
+from acoustic_pipelines.connect.exports.collection import EXPORTED_SIGNALS
+from acoustic_pipelines.connect.exports.files import export_schema
+from acoustic_pipelines.connect.exports.ledger import COLLECTED, REFUSED, SUBMITTED
+from acoustic_pipelines.sandbox.connect.exports import EXPORT_COLUMNS
+from assets.exports import (
     LIMIT_CHECKS,
     QUOTA_WARNING_CHECK,
     USAGE_CHECKS,

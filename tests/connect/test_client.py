@@ -47,7 +47,7 @@ from acoustic_pipelines.connect.errors import (
 )
 
 connect_server = pytest.importorskip(
-    "acoustic_pipelines.sandbox.connect_server",
+    "acoustic_pipelines.sandbox.connect.server",
     reason="acoustic_pipelines/sandbox/connect_server.py (the Connect sandbox) is missing",
 )
 serve_connect = connect_server.serve_connect

@@ -19,7 +19,7 @@ import paramiko
 import pytest
 
 from acoustic_pipelines import settings
-from acoustic_pipelines.cli import main
+from acoustic_pipelines.cli.main import main
 from acoustic_pipelines.connect.sftp import (
     ChangedHostKeyError,
     IntegrityError,
@@ -33,7 +33,7 @@ from acoustic_pipelines.connect.sftp import (
     generate_ed25519_key,
     trust_host,
 )
-from acoustic_pipelines.sandbox.connect_server import ConnectSandbox, serve_connect
+from acoustic_pipelines.sandbox.connect.server import ConnectSandbox, serve_connect
 from acoustic_pipelines.sandbox.sftp_server import SftpSandbox, client_settings, serve_sftp
 
 KEY = "test-api-key"

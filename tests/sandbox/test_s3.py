@@ -7,7 +7,7 @@ import textwrap
 
 import boto3
 
-from acoustic_pipelines.cli import main
+from acoustic_pipelines.cli.main import main
 from acoustic_pipelines.sandbox.s3 import serve_s3
 
 

@@ -14,7 +14,7 @@ import paramiko
 import pytest
 
 from acoustic_pipelines import settings
-from acoustic_pipelines.config import load_config
+from acoustic_pipelines.config.loading import load_config
 from acoustic_pipelines.connect.client import ConnectClient
 from acoustic_pipelines.connect.sftp import (
     SftpAuthenticationError,
@@ -22,7 +22,7 @@ from acoustic_pipelines.connect.sftp import (
     connect_sftp,
     generate_ed25519_key,
 )
-from acoustic_pipelines.sandbox.connect_server import ConnectSandbox, serve_connect
+from acoustic_pipelines.sandbox.connect.server import ConnectSandbox, serve_connect
 from acoustic_pipelines.sandbox.environment import sandbox_environment
 from acoustic_pipelines.sandbox.sftp_server import (
     DirectoryLimits,

@@ -1,0 +1,1 @@
+"""Segment's mapping kit: directives, validation, paths, operations and liquid templates."""

@@ -1,0 +1,1 @@
+"""The `acoustic-pipelines` command: demo, sandbox, sample, validate, test-mapping, sftp."""

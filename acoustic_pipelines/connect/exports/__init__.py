@@ -1,0 +1,2 @@
+"""exportSignals: requests, daily quota, planning, the job ledger, submission, export files and
+collection over SFTP."""

@@ -1,0 +1,507 @@
+"""The ledger of `exportSignals` jobs this pipeline reserved and submitted (a SQLite file).
+
+One row per job, keyed by its job name (`<prefix>-<definition>-<start>-<end>-<attempt>`):
+
+| status      | meaning                                                           | counts against the quota |
+|-------------|-------------------------------------------------------------------|--------------------------|
+| `reserved`  | quota reserved; the request is about to be sent                   | yes                      |
+| `submitted` | Connect answered with a `dataJobId`                               | yes                      |
+| `unknown`   | the request may have reached Connect, no answer came back         | yes                      |
+| `collected` | its file was downloaded, verified and landed (rows, bytes known)  | yes                      |
+| `failed`    | Connect refused the request (bad input, auth): no job exists      | no                       |
+| `refused`   | Connect answered DAILY_LIMIT_EXCEEDED: the UTC day is exhausted   | no                       |
+
+Reservation is atomic: `reserve` takes SQLite's write lock (`BEGIN IMMEDIATE`), adds today's
+usage up, checks the job against the limits and inserts it, all in one transaction, so runs in
+parallel processes (several backfills at once) can never pass a limit together.
+
+Usage of a UTC day T, as this pipeline knows it (quota.py states Acoustic's counting rules):
+jobs reserved on T; rows and bytes of the jobs reserved on T, and of those reserved the day
+before and not collected before T began (they may complete on T) — actual figures once
+collected, the estimate until then. A job that stays `reserved` (the run died before sending)
+keeps counting: whether Connect got it is not known, so it is treated like `unknown`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from acoustic_pipelines.connect.exports.quota import (
+    DailyLimits,
+    LimitBreach,
+    Usage,
+    check_plan,
+    window_days,
+)
+
+__all__ = [
+    "COLLECTED",
+    "FAILED",
+    "LIVE_STATUSES",
+    "REFUSED",
+    "RESERVED",
+    "SUBMITTED",
+    "UNKNOWN",
+    "DayExhaustedError",
+    "ExportLedger",
+    "LedgerJob",
+    "QuotaRefusedError",
+    "Reservation",
+]
+
+RESERVED, SUBMITTED, UNKNOWN, COLLECTED = "reserved", "submitted", "unknown", "collected"
+FAILED, REFUSED = "failed", "refused"
+LIVE_STATUSES = (RESERVED, SUBMITTED, UNKNOWN, COLLECTED)
+_LIVE_SQL = "(" + ", ".join(f"'{s}'" for s in LIVE_STATUSES) + ")"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS export_jobs (
+    job_name TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    window_start TEXT NOT NULL,
+    window_end TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    signal_types TEXT NOT NULL,
+    requested_path TEXT NOT NULL,
+    status TEXT NOT NULL,
+    estimated_rows INTEGER NOT NULL,
+    estimated_bytes INTEGER NOT NULL,
+    reserved_at TEXT NOT NULL,
+    run_id TEXT,
+    data_job_id TEXT,
+    path TEXT,
+    submitted_at TEXT,
+    rows INTEGER,
+    bytes INTEGER,
+    rows_by_type TEXT,
+    collected_at TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS export_jobs_by_definition
+    ON export_jobs (definition, window_start, window_end);
+CREATE INDEX IF NOT EXISTS export_jobs_by_reserved_at ON export_jobs (reserved_at);
+CREATE TABLE IF NOT EXISTS exhausted_days (
+    day TEXT PRIMARY KEY,
+    recorded_at TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+"""
+_COLUMNS = (
+    "job_name, definition, window_start, window_end, attempt, signal_types, requested_path, "
+    "status, estimated_rows, estimated_bytes, reserved_at, run_id, data_job_id, path, "
+    "submitted_at, rows, bytes, rows_by_type, collected_at, error"
+)
+
+
+class QuotaRefusedError(Exception):
+    """The ledger refused a reservation: the job would pass a daily limit (each breach named)."""
+
+    def __init__(self, job_name: str, breaches: Sequence[LimitBreach]) -> None:
+        self.job_name = job_name
+        self.breaches = tuple(breaches)
+        super().__init__(
+            f"export job {job_name} not reserved: " + "; ".join(str(b) for b in breaches)
+        )
+
+
+class DayExhaustedError(Exception):
+    """Connect said DAILY_LIMIT_EXCEEDED earlier this UTC day: nothing more is submitted today."""
+
+
+@dataclass(frozen=True)
+class LedgerJob:
+    """One job as the ledger holds it."""
+
+    job_name: str
+    definition: str
+    window_start: date
+    window_end: date
+    attempt: int
+    signal_types: tuple[str, ...]
+    requested_path: str
+    status: str
+    estimated_rows: int
+    estimated_bytes: int
+    reserved_at: datetime
+    run_id: str | None = None
+    data_job_id: str | None = None
+    path: str | None = None
+    submitted_at: datetime | None = None
+    rows: int | None = None
+    bytes: int | None = None
+    rows_by_type: dict[str, int] = field(default_factory=dict)
+    collected_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def days(self) -> list[date]:
+        """Every UTC day the job's window covers."""
+        return window_days(self.window_start, self.window_end)
+
+    @property
+    def remote_path(self) -> str:
+        """Where its file is on SFTP: Connect's answer, else the requested path plus `.gz`."""
+        return self.path or self.requested_path + ".gz"
+
+    def covers(self, day: date) -> bool:
+        """Whether `day` is inside the job's window."""
+        return self.window_start <= day <= self.window_end
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The outcome of `reserve`: the job's ledger row, and whether this call created it."""
+
+    job: LedgerJob
+    created: bool
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds") if moment else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+class ExportLedger:
+    """The export-job ledger in a SQLite file; safe to share between processes on one machine."""
+
+    def __init__(self, path: Path | str, *, timeout: float = 60.0) -> None:
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._timeout = timeout
+        self._create()
+
+    def _create(self) -> None:
+        """Create the tables (WAL mode), retrying while another process is creating them."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                with self._connection() as db:
+                    # Switching to WAL takes an exclusive lock without waiting on SQLite's busy
+                    # handler, so processes opening a new ledger together retry here.
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def __repr__(self) -> str:
+        return f"ExportLedger({str(self.path)!r})"
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding SQLite's write lock from its first statement."""
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def jobs(
+        self,
+        *,
+        definition: str | None = None,
+        statuses: Sequence[str] | None = None,
+        names: Sequence[str] | None = None,
+    ) -> list[LedgerJob]:
+        """Jobs in reservation order, optionally only of a definition, statuses or names."""
+        sql, params = f"SELECT {_COLUMNS} FROM export_jobs WHERE 1=1", []
+        if definition is not None:
+            sql += " AND definition = ?"
+            params.append(definition)
+        for column, values in (("status", statuses), ("job_name", names)):
+            if values is not None:
+                sql += f" AND {column} IN ({', '.join('?' * len(values))})"
+                params.extend(values)
+        with self._connection() as db:
+            rows = db.execute(sql + " ORDER BY reserved_at, job_name", params).fetchall()
+        return [_job(row) for row in rows]
+
+    def job(self, job_name: str) -> LedgerJob | None:
+        """One job by name, or None."""
+        found = self.jobs(names=[job_name])
+        return found[0] if found else None
+
+    def live_jobs_covering(self, definition: str, days: Sequence[date]) -> list[LedgerJob]:
+        """Live jobs of `definition` whose window covers any of `days`."""
+        if not days:
+            return []
+        first, last = min(days).isoformat(), max(days).isoformat()
+        with self._connection() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM export_jobs WHERE definition = ? AND status IN "
+                f"{_LIVE_SQL} AND window_start <= ? AND window_end >= ? "
+                "ORDER BY reserved_at, job_name",
+                (definition, last, first),
+            ).fetchall()
+        wanted = set(days)
+        return [j for j in map(_job, rows) if any(d in wanted for d in j.days)]
+
+    def attempts(self, definition: str, start: date, end: date) -> int:
+        """How many jobs (any status) were reserved for exactly this definition and window."""
+        with self._connection() as db:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM export_jobs WHERE definition = ? AND window_start = ? "
+                "AND window_end = ?",
+                (definition, start.isoformat(), end.isoformat()),
+            ).fetchone()
+        return int(count)
+
+    def usage(self, today: date) -> Usage:
+        """This pipeline's export usage of the UTC day `today` (see the module docstring)."""
+        with self._connection() as db:
+            return self._usage_in(db, today)
+
+    def exhausted(self, today: date) -> str | None:
+        """Connect's DAILY_LIMIT_EXCEEDED message if it was recorded for `today`, else None."""
+        with self._connection() as db:
+            row = db.execute(
+                "SELECT recorded_at, message FROM exhausted_days WHERE day = ?",
+                (today.isoformat(),),
+            ).fetchone()
+        return f"{row[1]} (recorded {row[0]})" if row else None
+
+    def collected_history(self, definition: str, *, limit: int = 14) -> list[LedgerJob]:
+        """The latest collected jobs of `definition` (newest first), for size estimates."""
+        with self._connection() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM export_jobs WHERE definition = ? AND status = ? "
+                "ORDER BY collected_at DESC LIMIT ?",
+                (definition, COLLECTED, limit),
+            ).fetchall()
+        return [_job(row) for row in rows]
+
+    @staticmethod
+    def _usage_in(db: sqlite3.Connection, today: date) -> Usage:
+        start = _day_start(today)
+        end = start + timedelta(days=1)
+        (jobs,) = db.execute(
+            f"SELECT COUNT(*) FROM export_jobs WHERE status IN {_LIVE_SQL} "
+            "AND reserved_at >= ? AND reserved_at < ?",
+            (_iso(start), _iso(end)),
+        ).fetchone()
+        rows, size = db.execute(
+            "SELECT COALESCE(SUM(COALESCE(rows, estimated_rows)), 0), "
+            "COALESCE(SUM(COALESCE(bytes, estimated_bytes)), 0) FROM export_jobs "
+            f"WHERE status IN {_LIVE_SQL} AND reserved_at < ? AND (reserved_at >= ? OR "
+            "(reserved_at >= ? AND (collected_at IS NULL OR collected_at >= ?)))",
+            (_iso(end), _iso(start), _iso(start - timedelta(days=1)), _iso(start)),
+        ).fetchone()
+        return Usage(jobs=int(jobs), bytes=int(size), rows=int(rows))
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def reserve(
+        self,
+        *,
+        job_name: str,
+        definition: str,
+        window: tuple[date, date],
+        attempt: int,
+        signal_types: Sequence[str],
+        requested_path: str,
+        estimated: Usage,
+        limits: DailyLimits,
+        reserve: Usage,
+        now: datetime,
+        run_id: str | None = None,
+    ) -> Reservation:
+        """Reserve today's quota for one job, atomically; an existing job of that name is returned.
+
+        Raises:
+            DayExhaustedError: Connect answered DAILY_LIMIT_EXCEEDED earlier today.
+            QuotaRefusedError: Today's usage plus this job would pass a limit (less the reserve).
+        """
+        today = now.astimezone(UTC).date()
+        with self._transaction() as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM export_jobs WHERE job_name = ?", (job_name,)
+            ).fetchone()
+            if row is not None:
+                return Reservation(_job(row), created=False)
+            exhausted = db.execute(
+                "SELECT message FROM exhausted_days WHERE day = ?", (today.isoformat(),)
+            ).fetchone()
+            if exhausted:
+                raise DayExhaustedError(
+                    f"export job {job_name} not reserved: Connect answered DAILY_LIMIT_EXCEEDED "
+                    f"earlier on {today} ({exhausted[0]}); nothing more is submitted until "
+                    "00:00 UTC"
+                )
+            used = self._usage_in(db, today)
+            planned = Usage(jobs=1, bytes=estimated.bytes, rows=estimated.rows)
+            breaches = check_plan(used, planned, limits, reserve)
+            if breaches:
+                raise QuotaRefusedError(job_name, breaches)
+            job = LedgerJob(
+                job_name=job_name,
+                definition=definition,
+                window_start=window[0],
+                window_end=window[1],
+                attempt=attempt,
+                signal_types=tuple(signal_types),
+                requested_path=requested_path,
+                status=RESERVED,
+                estimated_rows=estimated.rows,
+                estimated_bytes=estimated.bytes,
+                reserved_at=now,
+                run_id=run_id,
+            )
+            values = _row(job)
+            db.execute(
+                f"INSERT INTO export_jobs ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
+                values,
+            )
+        return Reservation(job, created=True)
+
+    def _update(
+        self, job_name: str, *, also: tuple[str, tuple[Any, ...]] | None = None, **values: Any
+    ) -> LedgerJob:
+        """Set columns of one job (and run `also`, a statement and its parameters) atomically."""
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        with self._transaction() as db:
+            if also is not None:
+                db.execute(*also)
+            cursor = db.execute(
+                f"UPDATE export_jobs SET {assignments} WHERE job_name = ?",
+                (*values.values(), job_name),
+            )
+            if cursor.rowcount != 1:
+                raise KeyError(f"export ledger {self.path}: no job named {job_name!r}")
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM export_jobs WHERE job_name = ?", (job_name,)
+            ).fetchone()
+        return _job(row)
+
+    def mark_submitted(
+        self, job_name: str, *, data_job_id: str, path: str, submitted_at: datetime
+    ) -> LedgerJob:
+        """Record Connect's answer: the job's `dataJobId` and the `path` of its file."""
+        return self._update(
+            job_name,
+            status=SUBMITTED,
+            data_job_id=data_job_id,
+            path=path,
+            submitted_at=_iso(submitted_at),
+            error=None,
+        )
+
+    def mark_unknown(self, job_name: str, *, error: str) -> LedgerJob:
+        """The request may have reached Connect but no answer came: kept, never re-sent."""
+        return self._update(job_name, status=UNKNOWN, error=error)
+
+    def mark_failed(self, job_name: str, *, error: str) -> LedgerJob:
+        """Connect refused the request (no job exists): its reservation is released."""
+        return self._update(job_name, status=FAILED, error=error)
+
+    def mark_refused(self, job_name: str, *, error: str, now: datetime) -> LedgerJob:
+        """Connect answered DAILY_LIMIT_EXCEEDED: release the job and record the day exhausted."""
+        day = now.astimezone(UTC).date().isoformat()
+        return self._update(
+            job_name,
+            also=(
+                "INSERT OR REPLACE INTO exhausted_days (day, recorded_at, message) "
+                "VALUES (?, ?, ?)",
+                (day, _iso(now), error),
+            ),
+            status=REFUSED,
+            error=error,
+        )
+
+    def mark_collected(
+        self,
+        job_name: str,
+        *,
+        rows: int,
+        bytes: int,
+        rows_by_type: Mapping[str, int],
+        collected_at: datetime,
+    ) -> LedgerJob:
+        """Record the landed file's actual rows, compressed bytes and rows per signal type."""
+        return self._update(
+            job_name,
+            status=COLLECTED,
+            rows=rows,
+            bytes=bytes,
+            rows_by_type=json.dumps(dict(sorted(rows_by_type.items()))),
+            collected_at=_iso(collected_at),
+        )
+
+
+def _row(job: LedgerJob) -> tuple[Any, ...]:
+    return (
+        job.job_name,
+        job.definition,
+        job.window_start.isoformat(),
+        job.window_end.isoformat(),
+        job.attempt,
+        json.dumps(list(job.signal_types)),
+        job.requested_path,
+        job.status,
+        job.estimated_rows,
+        job.estimated_bytes,
+        _iso(job.reserved_at),
+        job.run_id,
+        job.data_job_id,
+        job.path,
+        _iso(job.submitted_at),
+        job.rows,
+        job.bytes,
+        json.dumps(job.rows_by_type) if job.rows_by_type else None,
+        _iso(job.collected_at),
+        job.error,
+    )
+
+
+def _job(row: Sequence[Any]) -> LedgerJob:
+    return LedgerJob(
+        job_name=row[0],
+        definition=row[1],
+        window_start=date.fromisoformat(row[2]),
+        window_end=date.fromisoformat(row[3]),
+        attempt=int(row[4]),
+        signal_types=tuple(json.loads(row[5])),
+        requested_path=row[6],
+        status=row[7],
+        estimated_rows=int(row[8]),
+        estimated_bytes=int(row[9]),
+        reserved_at=_moment(row[10]),  # type: ignore[arg-type]
+        run_id=row[11],
+        data_job_id=row[12],
+        path=row[13],
+        submitted_at=_moment(row[14]),
+        rows=row[15],
+        bytes=row[16],
+        rows_by_type=json.loads(row[17]) if row[17] else {},
+        collected_at=_moment(row[18]),
+        error=row[19],
+    )

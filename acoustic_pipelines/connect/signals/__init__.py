@@ -1,0 +1,2 @@
+"""createSignals: signal content rules, signal rules, pushes, their ledger, the batch sender and
+rejected signals."""

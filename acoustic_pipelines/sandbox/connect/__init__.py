@@ -1,0 +1,1 @@
+"""The Acoustic Connect stand-in: GraphQL over HTTP, its store, exports, faults and public keys."""

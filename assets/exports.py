@@ -1,0 +1,310 @@
+"""Acoustic Connect exports: signals brought back out with `exportSignals` — the plan and its
+blocking quota checks (`connect/export_plan`), the submitted jobs (`connect/export_jobs`) and the
+collected files as Parquet (`connect/exported_signals`)."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from acoustic_pipelines.connect.exports.collection import (
+    EXPORTED_SIGNALS,
+    MissingExportJobError,
+    collect_exports,
+)
+from acoustic_pipelines.connect.exports.files import ExportFileError
+from acoustic_pipelines.connect.exports.planning import (
+    EXPORT_JOBS,
+    EXPORT_PLAN,
+    PLAN_FILE,
+    ExportPlan,
+    plan_exports,
+)
+from acoustic_pipelines.connect.exports.quota import window_days
+from acoustic_pipelines.connect.exports.submission import (
+    ExportSubmitError,
+    StalePlanError,
+    submit_plan,
+)
+from acoustic_pipelines.connect.sftp import (
+    IntegrityError,
+    SftpConnectionError,
+    SftpError,
+    WaitTimeoutError,
+)
+from acoustic_pipelines.connect.signals.ledger import (
+    LedgerError,
+    pushed_signal_counts,
+)
+from acoustic_pipelines.lake import Lake
+from assets.export_results import (
+    LIMIT_CHECKS,
+    QUOTA_WARNING_CHECK,
+    USAGE_CHECKS,
+    exported_metadata,
+    jobs_metadata,
+    limit_results,
+    plan_line,
+    plan_metadata,
+    quota_warning_result,
+    usage_results,
+)
+from assets.partitions import daily_partitions
+from assets.segment import OWNERS
+from assets.signals import SIGNAL_PUSHES_KEY
+from resources.connect import AcousticConnectResource
+from resources.exports import AcousticSftpResource, ExportLedgerResource
+from resources.pipeline_config import PipelineConfigResource
+from resources.storage import LakeResource
+
+EXPORT_PLAN_KEY = dg.AssetKey(EXPORT_PLAN.split("/"))
+EXPORT_JOBS_KEY = dg.AssetKey(EXPORT_JOBS.split("/"))
+EXPORTED_SIGNALS_KEY = dg.AssetKey(EXPORTED_SIGNALS.split("/"))
+EXPORTS_POOL = "acoustic_exports"
+SFTP_POOL = "acoustic_sftp"
+
+
+class ExportPlanConfig(dg.Config):
+    """Run configuration of `connect/export_plan`."""
+
+    force: bool = Field(
+        default=False,
+        description="Plan every day again, even days an earlier job already exported: each "
+        "gets a new job (a new attempt number), counted against today's quota.",
+    )
+
+
+class ExportedSignalsConfig(dg.Config):
+    """Run configuration of `connect/exported_signals`."""
+
+    timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long to wait for each job's file on SFTP; unset: "
+        "exports.collect_timeout_seconds of the pipeline config.",
+    )
+
+
+def _run_days(context: dg.AssetExecutionContext) -> list[date]:
+    """The UTC days of the run: one partition, or every day of a backfilled range."""
+    window = context.partition_time_window
+    return window_days(window.start.date(), window.end.date() - timedelta(days=1))
+
+
+@dg.asset(
+    key=EXPORT_PLAN_KEY,
+    group_name="connect",
+    partitions_def=daily_partitions,
+    deps=[SIGNAL_PUSHES_KEY],
+    kinds={"acoustic", "json"},
+    owners=OWNERS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[
+        *(
+            dg.AssetCheckSpec(
+                name,
+                asset=EXPORT_PLAN_KEY,
+                blocking=True,
+                description=f"Blocks connect/export_jobs when the plan would take today's export "
+                f"{limit} past Acoustic's daily limit (less the configured reserve).",
+            )
+            for limit, name in LIMIT_CHECKS.items()
+        ),
+        dg.AssetCheckSpec(
+            QUOTA_WARNING_CHECK,
+            asset=EXPORT_PLAN_KEY,
+            description="Warns when the plan would use 80 % or more of any daily export limit.",
+        ),
+    ],
+)
+def export_plan(
+    context: dg.AssetExecutionContext,
+    config: ExportPlanConfig,
+    pipeline_config: PipelineConfigResource,
+    lake: LakeResource,
+    export_ledger: ExportLedgerResource,
+) -> dg.MaterializeResult:
+    """Which exportSignals jobs the day (or a backfilled range) needs, and their share of today's quota.
+
+    For every export definition of the config (`exports:`), the days not yet exported are packed
+    into as few jobs as possible, each with its name, SFTP path, window and estimated rows and
+    bytes (from earlier exports, this pipeline's own pushes, or the configured default).
+    Materializing only this asset is the dry run: it shows what would be submitted and submits
+    nothing. Its blocking checks stop `connect/export_jobs` when the plan would pass one of
+    Acoustic's daily export limits (20 jobs, 2,000,000 rows, 1 GB per UTC day, less the
+    reserve); the plan is at `connect/export_plan/date=…/plan.json`.
+    """
+    days = _run_days(context)
+    exports = pipeline_config.load().exports
+    store = lake.get_lake()
+    plan = plan_exports(
+        exports,
+        days,
+        ledger=export_ledger.get_ledger(),
+        pushed_by_day={d: _pushed(store, d) for d in days},
+        now=datetime.now(UTC),
+        force=config.force,
+    )
+    for day in days:
+        with store.stage(EXPORT_PLAN, day) as staged:
+            with store.fs.open_output_stream(staged.file(PLAN_FILE)) as out:
+                out.write(plan.to_json().encode())
+            store.commit(staged, {"plan_id": plan.plan_id, "jobs": len(plan.jobs)})
+    context.log.info(plan_line(plan))
+    return dg.MaterializeResult(
+        metadata=plan_metadata(plan, store, days),
+        check_results=[*limit_results(plan), quota_warning_result(plan)],
+    )
+
+
+def _pushed(store: Lake, day: date) -> dict[str, int]:
+    try:
+        return pushed_signal_counts(store, day)
+    except LedgerError:
+        return {}
+
+
+@dg.asset(
+    key=EXPORT_JOBS_KEY,
+    group_name="connect",
+    partitions_def=daily_partitions,
+    deps=[EXPORT_PLAN_KEY],
+    kinds={"acoustic", "sqlite"},
+    owners=OWNERS,
+    pool=EXPORTS_POOL,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def export_jobs(
+    context: dg.AssetExecutionContext,
+    pipeline_config: PipelineConfigResource,
+    lake: LakeResource,
+    export_ledger: ExportLedgerResource,
+    acoustic_connect: AcousticConnectResource,
+) -> dg.MaterializeResult:
+    """The exportSignals jobs submitted for the day (or range), as recorded in the job ledger.
+
+    Submits the jobs of `connect/export_plan` once its quota checks passed. Each job's quota is
+    reserved in the ledger first, in one transaction, so runs in parallel can never pass a limit
+    together; a job the ledger already holds (an earlier run submitted it) is not submitted again.
+    A DAILY_LIMIT_EXCEEDED answer records the UTC day as exhausted and fails the run, without
+    retries. The ledger (a SQLite file: job name, dataJobId, SFTP path, window, submitted-at,
+    rows and bytes once collected) is at `$ACOUSTIC_PIPELINES_EXPORT_LEDGER`.
+    """
+    days = _run_days(context)
+    store = lake.get_lake()
+    plan = _read_plan(store, days)
+    ledger = export_ledger.get_ledger()
+    tier = pipeline_config.load().signals.tier
+    try:
+        report = submit_plan(
+            plan,
+            ledger,
+            client_factory=lambda: acoustic_connect.get_client(tier),
+            run_id=context.run.run_id,
+            on_progress=context.log.info,
+        )
+    except StalePlanError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except ExportSubmitError as exc:
+        raise dg.Failure(
+            description=str(exc),
+            metadata=jobs_metadata(exc.report.jobs, ledger, store, days),
+            allow_retries=False,
+        ) from exc
+    for day in days:
+        with store.stage(EXPORT_JOBS, day) as staged:
+            covering = [j.job_name for j in report.jobs if j.covers(day)]
+            store.commit(staged, {"plan_id": plan.plan_id, "jobs": covering})
+    context.log.info(
+        f"{len(report.submitted)} export job(s) submitted, {len(report.skipped)} already in the ledger"
+    )
+    return dg.MaterializeResult(metadata=jobs_metadata(report.jobs, ledger, store, days, report))
+
+
+def _read_plan(store: Lake, days: list[date]) -> ExportPlan:
+    """The plan every day of the run shares; a failure when the days were planned apart."""
+    plans: dict[str, ExportPlan] = {}
+    for day in days:
+        try:
+            with store.fs.open_input_stream(
+                f"{store.partition_path(EXPORT_PLAN, day)}/{PLAN_FILE}"
+            ) as stream:
+                plan = ExportPlan.from_json(stream.read())
+        except FileNotFoundError:
+            raise dg.Failure(
+                description=f"no export plan for {day}: materialize {EXPORT_PLAN} first",
+                allow_retries=False,
+            ) from None
+        plans[plan.plan_id] = plan
+    if len(plans) > 1:
+        raise dg.Failure(
+            description=f"the days {days[0]}..{days[-1]} were planned by {len(plans)} different "
+            f"runs of {EXPORT_PLAN}: materialize it for exactly this range again",
+            allow_retries=False,
+        )
+    return next(iter(plans.values()))
+
+
+@dg.asset(
+    key=EXPORTED_SIGNALS_KEY,
+    group_name="connect",
+    partitions_def=daily_partitions,
+    deps=[EXPORT_JOBS_KEY],
+    kinds={"acoustic", "parquet"},
+    owners=OWNERS,
+    pool=SFTP_POOL,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[
+        dg.AssetCheckSpec(
+            name,
+            asset=EXPORTED_SIGNALS_KEY,
+            description=f"The actual export {limit} of the jobs' UTC day (ledger, with the "
+            "collected files' real rows and bytes) are within Acoustic's daily limit.",
+        )
+        for limit, name in USAGE_CHECKS.items()
+    ],
+)
+def exported_signals(
+    context: dg.AssetExecutionContext,
+    config: ExportedSignalsConfig,
+    pipeline_config: PipelineConfigResource,
+    lake: LakeResource,
+    export_ledger: ExportLedgerResource,
+    acoustic_sftp: AcousticSftpResource,
+) -> dg.MaterializeResult:
+    """The day's signals as Acoustic Connect exported them, typed, one Parquet dataset per day.
+
+    Collects each export job's gzip CSV over SFTP (waiting for it with backoff up to the
+    timeout), verifies it (size, whole gzip stream) and lands its rows by the UTC day of
+    `SIGNAL_TIMESTAMP` at `connect/exported_signals/date=…/definition=<name>/`: a job covering a
+    range fills every day of it, and a day without rows gets an empty file with the schema.
+    Columns are the export's (timestamps as UTC timestamps, booleans, arrays parsed,
+    `SIGNAL_CONTENT` as JSON text, audience attributes as text).
+    """
+    days = _run_days(context)
+    exports = pipeline_config.load().exports
+    ledger = export_ledger.get_ledger()
+    store = lake.get_lake()
+    timeout = config.timeout_seconds or exports.collect_timeout_seconds
+    try:
+        report = collect_exports(
+            store,
+            ledger,
+            definitions=[d.name for d in exports.enabled_definitions],
+            days=days,
+            open_sftp=acoustic_sftp.open_session,
+            timeout=timeout,
+            on_progress=context.log.info,
+        )
+    except (MissingExportJobError, IntegrityError, ExportFileError, SftpError) as exc:
+        retry = isinstance(exc, WaitTimeoutError | SftpConnectionError)
+        raise dg.Failure(description=str(exc), allow_retries=retry) from exc
+    context.log.info(
+        f"{report.rows:,} exported signals landed for {days[0]}..{days[-1]} from "
+        f"{len(report.jobs)} file(s), {report.bytes_downloaded:,} bytes at {report.mb_per_s:,.1f} MB/s"
+    )
+    limits = exports.limits.daily_limits()
+    return dg.MaterializeResult(
+        metadata=exported_metadata(report, exports, store, days),
+        check_results=usage_results(report, ledger, limits),
+    )
