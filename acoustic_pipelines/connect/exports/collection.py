@@ -2,8 +2,9 @@
 
 `connect/exported_signals/date=YYYY-MM-DD/definition=<name>/part-0.parquet`: the rows of that
 definition's export whose `SIGNAL_TIMESTAMP` (else `TIMESTAMP`, which marketing rows carry) falls
-on that day, typed by :mod:`~acoustic_pipelines.connect.exports.files`. A packed job covering several days fills each of them;
-a day without rows gets an empty file with the export's schema, so every day shows as landed.
+on that day, typed by :mod:`~acoustic_pipelines.connect.exports.files`. A packed job covering
+several days fills each of them; a day without rows gets an empty file with the export's schema,
+so every day shows as landed.
 
 Per (definition, day) the newest live job of the ledger covering the day is collected. Its file
 is awaited on SFTP (backoff up to a timeout), downloaded aside, verified (size, whole gzip

@@ -6,8 +6,9 @@ and sends the valid signals in batches of at most 500 from a pool of `concurrenc
 each with its own :class:`ConnectClient`, holding at most 2 × `concurrency` batches in flight:
 memory stays bounded whatever the day's size.
 
-Never twice: every batch is recorded in the day's ledger (:mod:`~acoustic_pipelines.connect.signals.ledger`) as `sending`
-before its call and as `sent`, `failed` or `unknown` after it. A re-run skips keys already sent
+Never twice: every batch is recorded in the day's ledger
+(:mod:`~acoustic_pipelines.connect.signals.ledger`) as `sending` before its call and as `sent`,
+`failed` or `unknown` after it. A re-run skips keys already sent
 and, at most once, does not send again keys whose outcome is unknown (a run killed mid-call): it
 counts them as `unknown_outcome`. `force_resend=True` sends everything again.
 
