@@ -24,8 +24,8 @@ DEPLOY_CONFIG = REPO_ROOT / "deploy" / "dagster.yaml"
 @pytest.fixture
 def postgres_home(
     tmp_path: Path,
-    postgres_url: str,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    postgres_url: str,  # noqa: F811 (the fixture imported above)
+    monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[Path, str]:
     """A DAGSTER_HOME holding deploy/dagster.yaml, aimed at a fresh database; (home, url)."""
     url = new_database(postgres_url, f"dagster_{os.getpid()}_{tmp_path.name[-8:]}".lower())
