@@ -20,9 +20,13 @@ defs = dg.Definitions(
         exports.exported_signals,
     ],
     asset_checks=[segment.raw_events_partition_consistent],
-    jobs=[automation.daily_pipeline_job, automation.collect_exports_job],
+    jobs=[
+        automation.daily_pipeline_job,
+        automation.collect_exports_job,
+        automation.submit_deferred_exports_job,
+    ],
     schedules=[automation.daily_pipeline_schedule],
-    sensors=[automation.exported_files_sensor],
+    sensors=[automation.exported_files_sensor, automation.deferred_exports_sensor],
     resources={
         "segment_archive": SegmentArchiveResource(),
         "lake": LakeResource(),

@@ -7,7 +7,7 @@ import dagster as dg
 
 from acoustic_pipelines.config.exports import ExportsConfig
 from acoustic_pipelines.connect.exports.collection import EXPORTED_SIGNALS, CollectReport
-from acoustic_pipelines.connect.exports.ledger import ExportLedger, LedgerJob
+from acoustic_pipelines.connect.exports.ledger import ExportLedger, LedgerJob, Verdict
 from acoustic_pipelines.connect.exports.planning import (
     EXPORT_JOBS,
     EXPORT_PLAN,
@@ -44,21 +44,39 @@ def plan_line(plan: ExportPlan) -> str:
     )
 
 
-def limit_results(plan: ExportPlan) -> list[dg.AssetCheckResult]:
-    """One ERROR-severity result per daily limit: passed while used + planned fits."""
+def _day_share(plan: ExportPlan, day: date) -> dict[str, dg.MetadataValue]:
+    """What the plan holds for one day: the jobs covering it and the day's estimated rows."""
+    jobs = [j for j in plan.jobs if j.covers(day)]
+    return {
+        "day_jobs": dg.MetadataValue.text(", ".join(j.job_name for j in jobs) or "none"),
+        "day_rows_estimated": dg.MetadataValue.int(sum(j.rows_on(day) for j in jobs)),
+        "day_already_exported": dg.MetadataValue.bool(
+            any(c.window_start <= day <= c.window_end for c in plan.covered)
+        ),
+    }
+
+
+def limit_results(plan: ExportPlan, day: date) -> list[dg.AssetCheckResult]:
+    """One ERROR-severity result per daily limit for `day`: passed while the plan fits.
+
+    The plan is reserved all-or-nothing, so its verdict is the same on each of its days; the
+    metadata says what the day itself adds (its jobs and estimated rows) beside the plan's
+    figures against today's quota.
+    """
     results = []
+    span = f"the plan of {plan.first_day}..{plan.last_day}"
     for limit, name in LIMIT_CHECKS.items():
         breach = plan.breach(limit)
         used, planned = getattr(plan.used, limit), getattr(plan.planned, limit)
         if breach is None:
             description = (
-                f"{used:,} used + {planned:,} planned ≤ {plan.maximum(limit):,} {limit} "
-                f"available today ({plan.quota_day})"
+                f"{span}: {used:,} used + {planned:,} planned ≤ {plan.maximum(limit):,} "
+                f"{limit} available today ({plan.quota_day})"
             )
         elif plan.exhausted:
-            description = f"today is exhausted: {plan.exhausted}"
+            description = f"{span}: today is exhausted: {plan.exhausted}"
         else:
-            description = f"{breach}; export a shorter range" + (
+            description = f"{span}: {breach}; export a shorter range" + (
                 f" (through {plan.fits_through} fits today)" if plan.fits_through else ""
             )
         results.append(
@@ -68,18 +86,20 @@ def limit_results(plan: ExportPlan) -> list[dg.AssetCheckResult]:
                 severity=dg.AssetCheckSeverity.ERROR,
                 description=description,
                 metadata={
+                    **_day_share(plan, day),
                     "limit": dg.MetadataValue.int(getattr(plan.limits, limit)),
                     "reserve": dg.MetadataValue.int(getattr(plan.reserve, limit)),
                     "used": dg.MetadataValue.int(used),
                     "planned": dg.MetadataValue.int(planned),
                     "over_by": dg.MetadataValue.int(breach.over if breach else 0),
+                    "plan_id": dg.MetadataValue.text(plan.plan_id),
                 },
             )
         )
     return results
 
 
-def quota_warning_result(plan: ExportPlan) -> dg.AssetCheckResult:
+def quota_warning_result(plan: ExportPlan, day: date) -> dg.AssetCheckResult:
     """WARN when used + planned reaches 80 % of any limit (less the reserve)."""
     shares = plan.shares
     high = {n: s for n, s in shares.items() if s >= WARN_SHARE} if plan.jobs else {}
@@ -92,8 +112,52 @@ def quota_warning_result(plan: ExportPlan) -> dg.AssetCheckResult:
             if high
             else f"under {WARN_SHARE:.0%} of every daily limit"
         ),
-        metadata={f"{n}_share": dg.MetadataValue.float(round(s, 4)) for n, s in shares.items()},
+        metadata={
+            **_day_share(plan, day),
+            **{f"{n}_share": dg.MetadataValue.float(round(s, 4)) for n, s in shares.items()},
+        },
     )
+
+
+def blocked_message(verdicts: dict[date, Verdict | None]) -> str:
+    """Why connect/export_jobs submits nothing: each refused day, its failed check, what to do."""
+    lines = []
+    for day, verdict in verdicts.items():
+        if verdict is None:
+            lines.append(f"{day}: no connect/export_plan checked this day")
+        elif not verdict.passed:
+            failed = "; ".join(
+                f"{LIMIT_CHECKS.get(b.limit, b.limit)} failed ({b})" for b in verdict.breaches
+            )
+            lines.append(
+                f"{day}: the latest plan ({verdict.plan_id}, "
+                f"{verdict.recorded_at:%Y-%m-%d %H:%M} UTC) {failed}"
+            )
+    first, last = min(verdicts), max(verdicts)
+    return (
+        f"{EXPORT_JOBS} submits nothing for {first}..{last}: "
+        + "; ".join(lines)
+        + f". Materialize {EXPORT_PLAN} for these days again (with {EXPORT_JOBS} in the same "
+        "run, or before it): a newer plan that passes its checks lifts this; when the range "
+        "does not fit today's quota, its checks say through which day it fits."
+    )
+
+
+def deferred_metadata(jobs: list[LedgerJob]) -> dict[str, dg.MetadataValue]:
+    """The jobs deferred by Connect's DAILY_LIMIT_EXCEEDED, why, and until when."""
+    rows = [
+        {
+            "job name": j.job_name,
+            "window": f"{j.window_start}..{j.window_end}",
+            "deferred until (UTC)": j.deferred_until.isoformat() if j.deferred_until else "",
+            "reason": j.error or "",
+        }
+        for j in jobs
+    ]
+    return {
+        "jobs_deferred": dg.MetadataValue.int(len(jobs)),
+        "deferred": dg.MetadataValue.md(markdown_table(rows, empty="_none_")),
+    }
 
 
 def plan_metadata(plan: ExportPlan, store: Lake, days: list[date]) -> dict[str, dg.MetadataValue]:
@@ -228,10 +292,12 @@ def exported_metadata(
 
 
 def usage_results(
-    report: CollectReport, ledger: ExportLedger, limits: DailyLimits
+    report: CollectReport, ledger: ExportLedger, limits: DailyLimits, *, day: date
 ) -> list[dg.AssetCheckResult]:
-    """Per limit: the actual usage of each quota day of the collected jobs is within it."""
-    quota_days = sorted({c.job.reserved_at.astimezone(UTC).date() for c in report.jobs})
+    """Per limit: the actual usage of each quota day of the jobs landing `day` is within it."""
+    quota_days = sorted(
+        {c.job.reserved_at.astimezone(UTC).date() for c in report.jobs if day in c.landed}
+    )
     usages = {d: ledger.usage(d) for d in quota_days}
     results = []
     for limit, name in USAGE_CHECKS.items():
@@ -252,6 +318,10 @@ def usage_results(
                 metadata={
                     "limit": dg.MetadataValue.int(maximum),
                     "used": dg.MetadataValue.int(worst),
+                    "day_rows": dg.MetadataValue.int(report.rows_by_day.get(day, 0)),
+                    "day_jobs": dg.MetadataValue.text(
+                        ", ".join(c.job.job_name for c in report.jobs if day in c.landed)
+                    ),
                 },
             )
         )

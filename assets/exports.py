@@ -2,6 +2,7 @@
 blocking quota checks (`connect/export_plan`), the submitted jobs (`connect/export_jobs`) and the
 collected files as Parquet (`connect/exported_signals`)."""
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -13,6 +14,7 @@ from acoustic_pipelines.connect.exports.collection import (
     collect_exports,
 )
 from acoustic_pipelines.connect.exports.files import ExportFileError
+from acoustic_pipelines.connect.exports.ledger import ExportLedger, Verdict
 from acoustic_pipelines.connect.exports.planning import (
     EXPORT_JOBS,
     EXPORT_PLAN,
@@ -41,6 +43,8 @@ from assets.export_results import (
     LIMIT_CHECKS,
     QUOTA_WARNING_CHECK,
     USAGE_CHECKS,
+    blocked_message,
+    deferred_metadata,
     exported_metadata,
     jobs_metadata,
     limit_results,
@@ -49,7 +53,7 @@ from assets.export_results import (
     quota_warning_result,
     usage_results,
 )
-from assets.partitions import daily_partitions
+from assets.partitions import daily_partitions, day_check_events
 from assets.segment import OWNERS
 from assets.signals import SIGNAL_PUSHES_KEY
 from resources.connect import AcousticConnectResource
@@ -105,14 +109,18 @@ def _run_days(context: dg.AssetExecutionContext) -> list[date]:
                 name,
                 asset=EXPORT_PLAN_KEY,
                 blocking=True,
-                description=f"Blocks connect/export_jobs when the plan would take today's export "
-                f"{limit} past Acoustic's daily limit (less the configured reserve).",
+                partitions_def=daily_partitions,
+                description=f"Blocks connect/export_jobs when the plan of the day's run would take "
+                f"today's export {limit} past Acoustic's daily limit (less the configured "
+                "reserve). The verdict is binding: export_jobs never submits a day whose latest "
+                "plan failed.",
             )
             for limit, name in LIMIT_CHECKS.items()
         ),
         dg.AssetCheckSpec(
             QUOTA_WARNING_CHECK,
             asset=EXPORT_PLAN_KEY,
+            partitions_def=daily_partitions,
             description="Warns when the plan would use 80 % or more of any daily export limit.",
         ),
     ],
@@ -123,7 +131,7 @@ def export_plan(
     pipeline_config: PipelineConfigResource,
     lake: LakeResource,
     export_ledger: ExportLedgerResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation]:
     """Which exportSignals jobs the day (or a backfilled range) needs, and their share of today's quota.
 
     For every export definition of the config (`exports:`), the days not yet exported are packed
@@ -132,28 +140,51 @@ def export_plan(
     Materializing only this asset is the dry run: it shows what would be submitted and submits
     nothing. Its blocking checks stop `connect/export_jobs` when the plan would pass one of
     Acoustic's daily export limits (20 jobs, 2,000,000 rows, 1 GB per UTC day, less the
-    reserve); the plan is at `connect/export_plan/date=…/plan.json`.
+    reserve). The verdict (passed, or which limit and by how much) is recorded per day in the
+    job ledger and binds every later run: export_jobs submits nothing for a day whose latest
+    plan failed. The plan is at `connect/export_plan/date=…/plan.json`.
     """
     days = _run_days(context)
-    exports = pipeline_config.load().exports
     store = lake.get_lake()
-    plan = plan_exports(
-        exports,
-        days,
-        ledger=export_ledger.get_ledger(),
-        pushed_by_day={d: _pushed(store, d) for d in days},
-        now=datetime.now(UTC),
-        force=config.force,
-    )
+    ledger = export_ledger.get_ledger()
+    plan = _plan(days, pipeline_config, store, ledger, force=config.force)
     for day in days:
         with store.stage(EXPORT_PLAN, day) as staged:
             with store.fs.open_output_stream(staged.file(PLAN_FILE)) as out:
                 out.write(plan.to_json().encode())
             store.commit(staged, {"plan_id": plan.plan_id, "jobs": len(plan.jobs)})
+    ledger.record_verdict(
+        plan_id=plan.plan_id,
+        days=days,
+        passed=not plan.breaches,
+        breaches=plan.breaches,
+        forced=plan.forced,
+        now=plan.created_at,
+        run_id=context.run.run_id,
+    )
     context.log.info(plan_line(plan))
-    return dg.MaterializeResult(
-        metadata=plan_metadata(plan, store, days),
-        check_results=[*limit_results(plan), quota_warning_result(plan)],
+    yield dg.MaterializeResult(metadata=plan_metadata(plan, store, days))
+    yield from day_check_events(
+        context, {d: [*limit_results(plan, d), quota_warning_result(plan, d)] for d in days}
+    )
+
+
+def _plan(
+    days: list[date],
+    pipeline_config: PipelineConfigResource,
+    store: Lake,
+    ledger: ExportLedger,
+    *,
+    force: bool,
+) -> ExportPlan:
+    """The plan of `days` against the ledger and today's quota (the same for preview and submit)."""
+    return plan_exports(
+        pipeline_config.load().exports,
+        days,
+        ledger=ledger,
+        pushed_by_day={d: _pushed(store, d) for d in days},
+        now=datetime.now(UTC),
+        force=force,
     )
 
 
@@ -183,24 +214,40 @@ def export_jobs(
 ) -> dg.MaterializeResult:
     """The exportSignals jobs submitted for the day (or range), as recorded in the job ledger.
 
-    Submits the jobs of `connect/export_plan` once its quota checks passed. Each job's quota is
-    reserved in the ledger first, in one transaction, so runs in parallel can never pass a limit
-    together; a job the ledger already holds (an earlier run submitted it) is not submitted again.
-    A DAILY_LIMIT_EXCEEDED answer records the UTC day as exhausted and fails the run, without
-    retries. The ledger (a SQLite file: job name, dataJobId, SFTP path, window, submitted-at,
-    rows and bytes once collected) is at `$ACOUSTIC_PIPELINES_EXPORT_LEDGER`.
+    Plans its own run's days from the ledger at submission (the same planning as
+    `connect/export_plan`, so however the days were previewed — one run or several — a range
+    gets the fewest jobs), once every day's latest plan verdict passed: a day whose latest
+    `connect/export_plan` failed a blocking check, or that no plan checked, is refused and
+    nothing is submitted. Every job of the run is reserved in the ledger in one transaction —
+    all fit today's quota, or none is submitted and the failure names each limit and by how
+    much it is over — so runs in parallel can never pass a limit together; a job the ledger
+    already holds (an earlier run submitted it) is not submitted again. When Connect answers
+    DAILY_LIMIT_EXCEEDED (quota used outside this pipeline) the job and the run's other unsent
+    jobs are deferred and the run fails saying until when; `deferred_exports_sensor` submits
+    them once after 00:00 UTC. The ledger (a SQLite file: job name, dataJobId, SFTP path,
+    window, submitted-at, rows and bytes once collected) is at
+    `$ACOUSTIC_PIPELINES_EXPORT_LEDGER`.
     """
     days = _run_days(context)
     store = lake.get_lake()
-    plan = _read_plan(store, days)
     ledger = export_ledger.get_ledger()
+    verdicts = ledger.verdicts(days)
+    if any(v is None or not v.passed for v in verdicts.values()):
+        raise dg.Failure(
+            description=blocked_message(verdicts),
+            metadata={"days_refused": dg.MetadataValue.int(_refused(verdicts))},
+            allow_retries=False,
+        )
+    run_id = context.run.run_id
+    forced = all(v is not None and v.forced and v.run_id == run_id for v in verdicts.values())
+    plan = _plan(days, pipeline_config, store, ledger, force=forced)
     tier = pipeline_config.load().signals.tier
     try:
         report = submit_plan(
             plan,
             ledger,
             client_factory=lambda: acoustic_connect.get_client(tier),
-            run_id=context.run.run_id,
+            run_id=run_id,
             on_progress=context.log.info,
         )
     except StalePlanError as exc:
@@ -208,7 +255,10 @@ def export_jobs(
     except ExportSubmitError as exc:
         raise dg.Failure(
             description=str(exc),
-            metadata=jobs_metadata(exc.report.jobs, ledger, store, days),
+            metadata={
+                **jobs_metadata(exc.report.jobs, ledger, store, days, exc.report),
+                **deferred_metadata(exc.report.deferred),
+            },
             allow_retries=False,
         ) from exc
     for day in days:
@@ -221,28 +271,8 @@ def export_jobs(
     return dg.MaterializeResult(metadata=jobs_metadata(report.jobs, ledger, store, days, report))
 
 
-def _read_plan(store: Lake, days: list[date]) -> ExportPlan:
-    """The plan every day of the run shares; a failure when the days were planned apart."""
-    plans: dict[str, ExportPlan] = {}
-    for day in days:
-        try:
-            with store.fs.open_input_stream(
-                f"{store.partition_path(EXPORT_PLAN, day)}/{PLAN_FILE}"
-            ) as stream:
-                plan = ExportPlan.from_json(stream.read())
-        except FileNotFoundError:
-            raise dg.Failure(
-                description=f"no export plan for {day}: materialize {EXPORT_PLAN} first",
-                allow_retries=False,
-            ) from None
-        plans[plan.plan_id] = plan
-    if len(plans) > 1:
-        raise dg.Failure(
-            description=f"the days {days[0]}..{days[-1]} were planned by {len(plans)} different "
-            f"runs of {EXPORT_PLAN}: materialize it for exactly this range again",
-            allow_retries=False,
-        )
-    return next(iter(plans.values()))
+def _refused(verdicts: dict[date, Verdict | None]) -> int:
+    return sum(1 for v in verdicts.values() if v is None or not v.passed)
 
 
 @dg.asset(
@@ -258,8 +288,10 @@ def _read_plan(store: Lake, days: list[date]) -> ExportPlan:
         dg.AssetCheckSpec(
             name,
             asset=EXPORTED_SIGNALS_KEY,
-            description=f"The actual export {limit} of the jobs' UTC day (ledger, with the "
-            "collected files' real rows and bytes) are within Acoustic's daily limit.",
+            partitions_def=daily_partitions,
+            description=f"The actual export {limit} of the UTC day the day's jobs were submitted "
+            "on (ledger, with the collected files' real rows and bytes) are within Acoustic's "
+            "daily limit.",
         )
         for limit, name in USAGE_CHECKS.items()
     ],
@@ -271,7 +303,7 @@ def exported_signals(
     lake: LakeResource,
     export_ledger: ExportLedgerResource,
     acoustic_sftp: AcousticSftpResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.Output | dg.AssetCheckEvaluation]:
     """The day's signals as Acoustic Connect exported them, typed, one Parquet dataset per day.
 
     Collects each export job's gzip CSV over SFTP (waiting for it with backoff up to the
@@ -304,7 +336,7 @@ def exported_signals(
         f"{len(report.jobs)} file(s), {report.bytes_downloaded:,} bytes at {report.mb_per_s:,.1f} MB/s"
     )
     limits = exports.limits.daily_limits()
-    return dg.MaterializeResult(
-        metadata=exported_metadata(report, exports, store, days),
-        check_results=usage_results(report, ledger, limits),
+    yield dg.MaterializeResult(metadata=exported_metadata(report, exports, store, days))
+    yield from day_check_events(
+        context, {d: usage_results(report, ledger, limits, day=d) for d in days}
     )

@@ -5,7 +5,7 @@ chosen days."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -18,7 +18,9 @@ import yaml
 from acoustic_pipelines import settings
 from acoustic_pipelines.connect.client import ConnectClient
 from acoustic_pipelines.connect.exports.ledger import ExportLedger
+from acoustic_pipelines.connect.exports.quota import DailyLimits
 from acoustic_pipelines.sandbox.connect.server import ConnectSandbox, serve_connect
+from acoustic_pipelines.sandbox.connect.store import now_utc
 from acoustic_pipelines.sandbox.sftp_server import client_settings, serve_sftp
 from resources import AcousticConnectResource, LakeResource, SegmentArchiveResource
 from resources.exports import AcousticSftpResource, ExportLedgerResource
@@ -79,6 +81,10 @@ class ExportSandbox:
             for start in range(0, len(signals), 500):
                 client.create_signals(signals[start : start + 500])
 
+    def client(self) -> ConnectClient:
+        """A Connect client aimed at the sandbox (a context manager)."""
+        return ConnectClient(api_key=API_KEY, endpoint=self.connect.endpoint)
+
     def sandbox_jobs(self) -> list[dict[str, Any]]:
         """Every export job the sandbox received."""
         return self.connect.jobs()["jobs"]
@@ -101,11 +107,25 @@ def resources() -> dict[str, Any]:
 
 
 @contextmanager
-def export_sandbox(folder: Path, *, export_delay: float = 0.0) -> Iterator[ExportSandbox]:
-    """Serve Connect and SFTP under `folder`; the environment to set for the pipeline."""
+def export_sandbox(
+    folder: Path,
+    *,
+    export_delay: float = 0.0,
+    clock: Callable[[], datetime] = now_utc,
+    limits: DailyLimits | None = None,
+) -> Iterator[ExportSandbox]:
+    """Serve Connect and SFTP under `folder`; the environment to set for the pipeline.
+
+    `clock` is Connect's time (its UTC day is the quota day), `limits` its daily export limits.
+    """
     with (
         serve_connect(
-            folder=folder / "connect", api_key=API_KEY, tier="premium", export_delay=export_delay
+            folder=folder / "connect",
+            api_key=API_KEY,
+            tier="premium",
+            export_delay=export_delay,
+            clock=clock,
+            limits=limits,
         ) as connect,
         serve_sftp(sandbox=connect) as sftp,
     ):

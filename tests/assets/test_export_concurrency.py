@@ -1,73 +1,84 @@
-"""25 single-day runs of connect/export_plan + connect/export_jobs started at once, in 25
-processes sharing one Dagster instance (the shipped config/dagster.yaml: pools limited to 1),
-against an empty UTC day of the Connect sandbox: exactly 20 jobs reach Connect and the other 5
-runs are stopped by the pipeline's own guard (a failed blocking check, or the ledger's atomic
-reservation when runs race) — never by Connect's DAILY_LIMIT_EXCEEDED."""
+"""8 runs submit their plans of 2 jobs each at the same moment against a daily limit of 3 jobs:
+exactly one plan reaches Connect whole, the other 7 runs are refused by the ledger's
+all-or-nothing reservation (the pipeline's own guard) — never by Connect's DAILY_LIMIT_EXCEEDED —
+and the third job's room stays empty rather than taking half of another plan.
+
+Each run is a process doing what `connect/export_jobs` does (plan its days from the shared
+ledger, then `submit_plan`) with the library functions; what is tested is the ledger's
+transaction across processes, not the Dagster layer, so no pool and no Dagster instance is
+involved (correctness must not depend on them). Every process plans first and waits at a
+barrier, so all 8 plans pass against the same empty day and then race for the 3 jobs; Connect's
+sandbox is limited to 3 jobs too, so a fourth job the ledger let through would be refused there
+and counted. Two definitions per run make each plan 2 jobs: a half-reserved plan would show."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import dagster as dg
-
-from acoustic_pipelines.connect.exports.ledger import LIVE_STATUSES, REFUSED
-from assets.exports import EXPORTS_POOL
-from tests.export_sandbox import export_sandbox
+from acoustic_pipelines import settings
+from acoustic_pipelines.connect.exports.ledger import LIVE_STATUSES
+from acoustic_pipelines.connect.exports.quota import DailyLimits
+from tests.export_sandbox import API_KEY, export_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
-RUNS = 25
+RUNS = 8
+LIMIT = 3
 FIRST_DAY = date(2026, 10, 1)
 
-# One run, as a deployment's run worker would do it: the code location's asset job, the
-# instance from DAGSTER_HOME. Prints how the run ended and why.
+# One run's submission: plan the day, wait for every run to have planned, submit.
 RUN = textwrap.dedent(
     """
-    import json, sys
-    import dagster as dg
-    from acoustic_pipelines.definitions import defs
+    import json, os, sys, time
+    from datetime import UTC, date, datetime
+    from pathlib import Path
+    from acoustic_pipelines import settings
+    from acoustic_pipelines.config.loading import load_config
+    from acoustic_pipelines.connect.client import ConnectClient
+    from acoustic_pipelines.connect.exports.ledger import ExportLedger
+    from acoustic_pipelines.connect.exports.planning import plan_exports
+    from acoustic_pipelines.connect.exports.submission import ExportSubmitError, submit_plan
 
-    keys = [dg.AssetKey(["connect", "export_plan"]), dg.AssetKey(["connect", "export_jobs"])]
-    job = defs.resolve_implicit_global_asset_job_def()
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            partition_key=sys.argv[1], asset_selection=keys, instance=instance,
-            raise_on_error=False,
-        )
-    failed_checks = [
-        e.description for e in result.get_asset_check_evaluations() if not e.passed
-        and e.severity == dg.AssetCheckSeverity.ERROR
-    ]
-    failures = [
-        (e.step_key, e.step_failure_data.user_failure_data.description
-         if e.step_failure_data.user_failure_data else e.step_failure_data.error.message)
-        for e in result.get_step_failure_events()
-    ]
-    print(json.dumps({"success": result.success, "checks": failed_checks, "failures": failures}))
+    day, barrier, runs = date.fromisoformat(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    ledger = ExportLedger(os.environ[settings.EXPORT_LEDGER_ENV])
+    exports = load_config(None).exports
+    plan = plan_exports(exports, [day], ledger=ledger, pushed_by_day={}, now=datetime.now(UTC))
+    (barrier / sys.argv[1]).touch()
+    while len(list(barrier.iterdir())) < runs:
+        time.sleep(0.01)
+    client = lambda: ConnectClient(
+        api_key=os.environ[settings.ACOUSTIC_API_KEY_ENV],
+        endpoint=os.environ[settings.ACOUSTIC_CONNECT_ENDPOINT_ENV],
+    )
+    outcome = {"planned": len(plan.jobs), "breaches": len(plan.breaches)}
+    try:
+        report = submit_plan(plan, ledger, client_factory=client, run_id=sys.argv[1])
+        outcome.update(submitted=len(report.submitted), error=None)
+    except ExportSubmitError as exc:
+        outcome.update(submitted=len(exc.report.submitted), error=str(exc))
+    print(json.dumps(outcome))
     """
 )
 
 
-def test_25_runs_at_once_submit_exactly_20_jobs(tmp_path: Path) -> None:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "config" / "dagster.yaml", home / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(home)) as instance:  # a deployment's is set up once
-        instance.get_runs(limit=1)
-        instance.event_log_storage.get_concurrency_info(EXPORTS_POOL)
-    with export_sandbox(tmp_path) as sandbox:
-        sandbox.only_behavior()  # one job per day
-        env = {**os.environ, **sandbox.environment, "DAGSTER_HOME": str(home)}
+def test_8_runs_racing_for_3_jobs_submit_one_whole_plan_never_half_a_plan(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with export_sandbox(tmp_path, limits=DailyLimits(jobs=LIMIT)) as sandbox:
+        sandbox.write_config(limits={"jobs": LIMIT})
+        env = {**os.environ, **sandbox.environment}
+        assert env[settings.ACOUSTIC_API_KEY_ENV] == API_KEY
+        barrier = tmp_path / "barrier"
+        barrier.mkdir()
         days = [FIRST_DAY + timedelta(days=i) for i in range(RUNS)]
         runs = [
             subprocess.Popen(
-                [sys.executable, "-c", RUN, day.isoformat()],
+                [sys.executable, "-c", RUN, day.isoformat(), str(barrier), str(RUNS)],
                 env=env,
                 cwd=REPO,
                 stdout=subprocess.PIPE,
@@ -78,25 +89,25 @@ def test_25_runs_at_once_submit_exactly_20_jobs(tmp_path: Path) -> None:
         ]
         outcomes = []
         for run in runs:
-            out, err = run.communicate(timeout=600)
+            out, err = run.communicate(timeout=300)
             assert run.returncode == 0, err[-3000:]
             outcomes.append(json.loads(out.strip().splitlines()[-1]))
 
-        succeeded = [o for o in outcomes if o["success"]]
-        stopped = [o for o in outcomes if not o["success"]]
-        assert len(succeeded) == 20 and len(stopped) == 5
-        for outcome in stopped:
-            by_check = any("over the 20 available by" in c for c in outcome["checks"])
-            by_reservation = any(
-                step == "connect__export_jobs" and "not reserved" in text
-                for step, text in outcome["failures"]
+        assert all(o["planned"] == 2 and o["breaches"] == 0 for o in outcomes)  # all planned apart
+        whole = [o for o in outcomes if o["error"] is None]
+        refused = [o for o in outcomes if o["error"] is not None]
+        assert [o["submitted"] for o in whole] == [2]  # 3 jobs left room for one plan of 2
+        assert len(refused) == RUNS - 1
+        for outcome in refused:
+            assert outcome["submitted"] == 0, outcome  # never half a plan
+            assert "none of the 2 export jobs" in outcome["error"], outcome
+            assert (
+                "daily export jobs: 2 used + 2 planned = 4, over the 3 available by 1"
+                in (outcome["error"])
             )
-            assert by_check or by_reservation, outcome
-            assert "DAILY_LIMIT_EXCEEDED" not in json.dumps(outcome)
+            assert "DAILY_LIMIT_EXCEEDED" not in outcome["error"]
 
-        assert len(sandbox.sandbox_jobs()) == 20
+        assert len(sandbox.sandbox_jobs()) == 2
         assert sandbox.connect.stats()["usage"]["refused_submissions"] == 0
-        ledger = sandbox.ledger.jobs()
-        assert len([j for j in ledger if j.status in LIVE_STATUSES]) == 20
-        assert not [j for j in ledger if j.status == REFUSED]
-        assert len({j.window_start for j in ledger}) == 20
+        assert len([j for j in sandbox.ledger.jobs() if j.status in LIVE_STATUSES]) == 2
+    assert time.monotonic() - started < 120

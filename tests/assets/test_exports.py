@@ -1,8 +1,10 @@
 """connect/export_plan → connect/export_jobs → connect/exported_signals materialized in-process
 with the real resources against the sandbox: GraphQL over HTTP for exportSignals, SFTP over SSH
-for the files. Row counts are compared with the signals the sandbox stores; the quota checks,
-the ledger's once-only submission, the dry run, Connect's own DAILY_LIMIT_EXCEEDED and a
-10-day backfill as one run and one job."""
+for the files. Row counts are compared with the signals the sandbox stores; the quota checks
+(one result per day, also in range runs), the ledger's once-only submission, the dry run,
+Connect's own DAILY_LIMIT_EXCEEDED (the run's jobs deferred), a 10-day backfill as one run and
+one job, a range previewed by two runs submitted as one job, the all-or-nothing reservation,
+and a failed verdict binding a later export_jobs-only run."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ import requests
 
 from acoustic_pipelines.connect.exports.collection import EXPORTED_SIGNALS
 from acoustic_pipelines.connect.exports.files import export_schema
-from acoustic_pipelines.connect.exports.ledger import COLLECTED, REFUSED, SUBMITTED
+from acoustic_pipelines.connect.exports.ledger import COLLECTED, DEFERRED, SUBMITTED
 from acoustic_pipelines.sandbox.connect.exports import EXPORT_COLUMNS
 from assets.exports import (
     LIMIT_CHECKS,
@@ -35,6 +37,7 @@ from assets.exports import (
     exported_signals,
 )
 from tests.export_sandbox import API_KEY, ExportSandbox, export_sandbox, resources
+from tests.ledger_jobs import reserve_job
 
 DAY = date(2026, 11, 20)
 PLAN, JOBS, EXPORTED = "connect__export_plan", "connect__export_jobs", "connect__exported_signals"
@@ -173,6 +176,21 @@ def test_a_ten_day_backfill_is_one_run_and_one_job(sandbox: ExportSandbox) -> No
         assert partitions == {d.isoformat() for d in counts}
         assert metadata(result, EXPORTED)["rows"] == sum(counts.values())
 
+        # one result per check and day, with that day's own figures
+        evaluations = result.get_asset_check_evaluations()
+        every_check = {*LIMIT_CHECKS.values(), QUOTA_WARNING_CHECK, *USAGE_CHECKS.values()}
+        assert {(e.check_name, e.partition) for e in evaluations} == {
+            (name, d.isoformat()) for name in every_check for d in counts
+        }
+        assert len(evaluations) == len(every_check) * len(counts)
+        rows_by_day = {
+            e.partition: e.metadata["day_rows"].value
+            for e in evaluations
+            if e.check_name == USAGE_CHECKS["rows"]
+        }
+        assert rows_by_day == {d.isoformat(): n for d, n in counts.items()}
+        assert all(e.passed for e in evaluations)
+
 
 def test_a_plan_past_a_limit_is_blocked_and_says_by_how_much(sandbox: ExportSandbox) -> None:
     sandbox.write_config(limits={"jobs": 1, "rows": 15_000})
@@ -193,25 +211,38 @@ def test_a_plan_past_a_limit_is_blocked_and_says_by_how_much(sandbox: ExportSand
     assert sandbox.sandbox_jobs() == [] and sandbox.ledger.jobs() == []
 
 
-def test_connects_daily_limit_error_marks_the_day_exhausted_without_retries(
+def test_connects_daily_limit_error_defers_the_runs_unsent_jobs_without_retries(
     sandbox: ExportSandbox,
 ) -> None:
-    """Usage spent elsewhere is invisible to the ledger: Connect's answer stops the run."""
-    requests.post(f"{sandbox.connect.endpoint}_sandbox/usage", json={"jobs": 20}, timeout=5)
+    """Usage spent elsewhere is invisible to the ledger: Connect refuses the second job; it is
+    deferred to the next UTC day with the reason, not dropped and not half-exported silently."""
+    requests.post(f"{sandbox.connect.endpoint}_sandbox/usage", json={"jobs": 19}, timeout=5)
     with dg.DagsterInstance.ephemeral() as instance:
         result = materialize(ALL, instance)
         assert not result.success
         [failure] = [e for e in result.get_step_failure_events() if e.step_key == JOBS]
-        description = failure.step_failure_data.user_failure_data.description
-        assert "DAILY_LIMIT_EXCEEDED" in description and "00:00 UTC" in description
-        assert [j.status for j in sandbox.ledger.jobs()] == [REFUSED]
+        data = failure.step_failure_data.user_failure_data
+        description = data.description
+        tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+        assert "DAILY_LIMIT_EXCEEDED" in description
+        assert f"Deferred until {tomorrow} 00:00 UTC" in description
+        assert "acoustic-pipelines-marketing-20261120-20261120-1" in description
+        assert data.metadata["jobs_deferred"].value == 1
+        assert "acoustic-pipelines-marketing-20261120-20261120-1" in data.metadata["deferred"].value
+        statuses = {j.definition: j.status for j in sandbox.ledger.jobs()}
+        assert statuses == {"behavior": SUBMITTED, "marketing": DEFERRED}
+        [deferred] = sandbox.ledger.jobs(statuses=[DEFERRED])
+        assert deferred.deferred_until is not None and deferred.deferred_until.date() == tomorrow
+        assert "DAILY_LIMIT_EXCEEDED" in (deferred.error or "")
         assert sandbox.connect.stats()["usage"]["refused_submissions"] == 1
 
         replan = materialize([export_plan], instance)
         assert not replan.success  # the blocking checks fail: today is exhausted
         jobs_check = checks(replan)[LIMIT_CHECKS["jobs"]]
         assert not jobs_check.passed and "today is exhausted" in jobs_check.description
+        assert "marketing" in jobs_check.metadata["day_jobs"].value  # the deferred job waits
     assert sandbox.connect.stats()["usage"]["refused_submissions"] == 1
+    assert len(sandbox.sandbox_jobs()) == 1
     assert API_KEY not in description
 
 
@@ -259,15 +290,93 @@ def test_a_run_killed_between_submission_and_collection_is_collected_once(
         assert [j.rows for j in sandbox.ledger.jobs(statuses=[COLLECTED])] == [9, 0]
 
 
-def test_an_unknown_partition_plan_is_refused_by_export_jobs(sandbox: ExportSandbox) -> None:
+def test_a_day_no_plan_checked_is_refused_by_export_jobs(sandbox: ExportSandbox) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         result = materialize([export_jobs], instance)
     assert not result.success
     [failure] = result.get_step_failure_events()
-    assert (
-        "no export plan for 2026-11-20" in failure.step_failure_data.user_failure_data.description
-    )
+    description = failure.step_failure_data.user_failure_data.description
+    assert "2026-11-20: no connect/export_plan checked this day" in description
+    assert "Materialize connect/export_plan for these days" in description
+    assert sandbox.sandbox_jobs() == [] and sandbox.ledger.jobs() == []
+
+
+def test_a_range_previewed_by_two_runs_is_submitted_as_one_job_per_definition(
+    sandbox: ExportSandbox,
+) -> None:
+    """The daemon may plan each day of a range in its own run: export_jobs plans the range."""
+    last = DAY + timedelta(days=1)
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert materialize([export_plan], instance, day=DAY).success
+        assert materialize([export_plan], instance, day=last).success
+        result = materialize([export_jobs], instance, day=DAY, last=last)
+        assert result.success, [
+            e.step_failure_data.user_failure_data for e in result.get_step_failure_events()
+        ]
+    jobs = sandbox.sandbox_jobs()
+    assert sorted(j["jobName"] for j in jobs) == [
+        "acoustic-pipelines-behavior-20261120-20261121-1",
+        "acoustic-pipelines-marketing-20261120-20261121-1",
+    ]
+    assert metadata(result, JOBS)["jobs_submitted"] == 2
+
+
+def test_a_runs_jobs_are_reserved_all_or_nothing_naming_the_limit_and_overage(
+    sandbox: ExportSandbox,
+) -> None:
+    """The preview passed; by submission another run took quota: nothing is submitted."""
+    sandbox.write_config(limits={"jobs": 3})
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert materialize([export_plan], instance).success  # 0 used + 2 planned ≤ 3
+        for index in (1, 2):  # another run's jobs, reserved meanwhile
+            reserve_job(
+                sandbox.ledger,
+                f"elsewhere-{index}",
+                window=(DAY - timedelta(days=index), DAY - timedelta(days=index)),
+                now=datetime.now(UTC),
+            )
+        before = sandbox.ledger.jobs()
+        result = materialize([export_jobs], instance)
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    description = failure.step_failure_data.user_failure_data.description
+    assert "none of the 2 export jobs" in description
+    assert "daily export jobs: 2 used + 2 planned = 4, over the 3 available by 1" in description
     assert sandbox.sandbox_jobs() == []
+    assert sandbox.ledger.jobs() == before
+
+
+def test_a_failed_verdict_binds_a_later_export_jobs_only_run(sandbox: ExportSandbox) -> None:
+    """A dry-run backfill fails its checks; a later export_jobs-only backfill of that range
+    submits nothing and leaves the ledger unchanged, until a newer plan passes."""
+    last = DAY + timedelta(days=1)
+    sandbox.write_config(limits={"jobs": 1})
+    with dg.DagsterInstance.ephemeral() as instance:
+        dry_run = materialize([export_plan], instance, day=DAY, last=last)
+        assert not dry_run.success  # 2 jobs for 1 available
+        failed = [e for e in dry_run.get_asset_check_evaluations() if not e.passed]
+        assert {
+            (e.check_name, e.partition) for e in failed if e.check_name in LIMIT_CHECKS.values()
+        } == {
+            (LIMIT_CHECKS["jobs"], DAY.isoformat()),
+            (LIMIT_CHECKS["jobs"], last.isoformat()),
+        }
+
+        later = materialize([export_jobs], instance, day=DAY, last=last)
+        assert not later.success
+        [failure] = later.get_step_failure_events()
+        description = failure.step_failure_data.user_failure_data.description
+        for day in (DAY, last):
+            assert f"{day}: the latest plan" in description
+        assert "export_jobs_within_daily_limit failed" in description
+        assert "over the 1 available by 1" in description
+        assert sandbox.sandbox_jobs() == [] and sandbox.ledger.jobs() == []
+
+        sandbox.write_config(limits={"jobs": 2})
+        assert materialize([export_plan], instance, day=DAY, last=last).success
+        lifted = materialize([export_jobs], instance, day=DAY, last=last)
+        assert lifted.success
+    assert len(sandbox.sandbox_jobs()) == 2
 
 
 def test_collection_waits_with_a_timeout_and_names_the_file(sandbox: ExportSandbox) -> None:

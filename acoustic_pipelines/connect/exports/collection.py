@@ -9,7 +9,10 @@ so every day shows as landed.
 Per (definition, day) the newest live job of the ledger covering the day is collected. Its file
 is awaited on SFTP (backoff up to a timeout), downloaded aside, verified (size, whole gzip
 stream), streamed through the CSV reader and split by day; the partitions are committed together
-at the end, and only then is the job marked `collected` with its actual rows and bytes. A row
+at the end, and only then are the days recorded as collected in the ledger, per job and day,
+with the file's actual rows and bytes. A range job becomes `collected` once every day of its
+window has landed (from it, or from a newer job covering the day): collecting one day of a
+range job leaves the rest of its window to be collected, never marked done. A row
 with no timestamp or one outside the job's window fails the collection naming the row: nothing
 is dropped silently.
 """
@@ -32,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from acoustic_pipelines.connect.exports.files import ExportFileError, read_export_csv
-from acoustic_pipelines.connect.exports.ledger import COLLECTED, ExportLedger, LedgerJob
+from acoustic_pipelines.connect.exports.ledger import DEFERRED, ExportLedger, LedgerJob
 from acoustic_pipelines.connect.sftp import Download, RemoteFileMissingError, SftpSession
 from acoustic_pipelines.lake import Lake, StagedPartition
 
@@ -68,6 +71,8 @@ class CollectedJob:
     rows_by_type: dict[str, int]
     rows_by_day: dict[date, int]
     rows_for_other_days: int
+    landed: tuple[date, ...] = ()
+    superseded: tuple[date, ...] = ()  # run days of its window a newer job of its definition landed
 
 
 @dataclass
@@ -120,10 +125,20 @@ def jobs_to_collect(
     missing: list[str] = []
     for definition in definitions:
         live = ledger.live_jobs_covering(definition, days)
+        waiting = ledger.live_jobs_covering(definition, days, statuses=[DEFERRED])
         for day in days:
             covering = [j for j in live if j.covers(day)]
             if not covering:
-                missing.append(f"{definition} {day}")
+                deferred = next((j for j in waiting if j.covers(day)), None)
+                missing.append(
+                    f"{definition} {day}"
+                    + (
+                        f" (job {deferred.job_name} is deferred until {deferred.deferred_until}: "
+                        f"{deferred.error})"
+                        if deferred
+                        else ""
+                    )
+                )
                 continue
             newest = max(covering, key=_age)
             chosen[newest.job_name] = newest
@@ -370,7 +385,14 @@ def collect_exports(
             schemas[job.definition] = schemas.get(job.definition) or schema
             download.local.unlink()
             collected = CollectedJob(
-                job, download, sum(by_type.values()), dict(by_type), dict(by_day), other
+                job,
+                download,
+                sum(by_type.values()),
+                dict(by_type),
+                dict(by_day),
+                other,
+                landed=tuple(job_days),
+                superseded=tuple(d for d in days if job.covers(d) and d not in job_days),
             )
             report.jobs.append(collected)
             report.rows_by_day.update(by_day)
@@ -384,14 +406,17 @@ def collect_exports(
         for day in days:
             lake.commit(staged[day], _summary(report, day))
     for collected in report.jobs:
-        if collected.job.status != COLLECTED or collected.job.rows != collected.rows:
-            ledger.mark_collected(
-                collected.job.job_name,
-                rows=collected.rows,
-                bytes=collected.download.size,
-                rows_by_type=collected.rows_by_type,
-                collected_at=now(),
-            )
+        landed: dict[date, int | None] = {
+            d: collected.rows_by_day.get(d, 0) for d in collected.landed
+        }
+        ledger.mark_collected(
+            collected.job.job_name,
+            rows=collected.rows,
+            bytes=collected.download.size,
+            rows_by_type=collected.rows_by_type,
+            collected_at=now(),
+            days=landed | dict.fromkeys(collected.superseded),
+        )
     return report
 
 

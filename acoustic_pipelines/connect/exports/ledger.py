@@ -9,11 +9,20 @@ One row per job, keyed by its job name (`<prefix>-<definition>-<start>-<end>-<at
 | `unknown`   | the request may have reached Connect, no answer came back         | yes                      |
 | `collected` | its file was downloaded, verified and landed (rows, bytes known)  | yes                      |
 | `failed`    | Connect refused the request (bad input, auth): no job exists      | no                       |
-| `refused`   | Connect answered DAILY_LIMIT_EXCEEDED: the UTC day is exhausted   | no                       |
+| `refused`   | Connect answered DAILY_LIMIT_EXCEEDED (ledgers before deferral)   | no                       |
+| `deferred`  | not sent: Connect answered DAILY_LIMIT_EXCEEDED for it or for an  | no (until re-reserved)   |
+|             | earlier job of its run; submitted once after `deferred_until`     |                          |
 
-Reservation is atomic: `reserve` takes SQLite's write lock (`BEGIN IMMEDIATE`), adds today's
-usage up, checks the job against the limits and inserts it, all in one transaction, so runs in
-parallel processes (several backfills at once) can never pass a limit together.
+Reservation is atomic and all-or-nothing: `reserve_all` takes SQLite's write lock
+(`BEGIN IMMEDIATE`), adds today's usage up, checks every job of a run together against the
+limits and inserts them (or re-reserves deferred ones), all in one transaction — every job fits
+and is reserved, or none is — so runs in parallel processes (several backfills at once) can
+never pass a limit together, and a run never submits part of what it planned.
+
+Beside the jobs the ledger holds the verdict of each day's latest plan (`record_verdict`:
+passed, or which limit and by how much it was over; `connect/export_jobs` submits only days
+whose latest verdict passed) and which days of each job were collected (`collected_days`: a
+range job is `collected` once every day of its window has landed).
 
 Usage of a UTC day T, as this pipeline knows it (quota.py states Acoustic's counting rules):
 jobs reserved on T; rows and bytes of the jobs reserved on T, and of those reserved the day
@@ -44,6 +53,7 @@ from acoustic_pipelines.connect.exports.quota import (
 
 __all__ = [
     "COLLECTED",
+    "DEFERRED",
     "FAILED",
     "LIVE_STATUSES",
     "REFUSED",
@@ -52,13 +62,15 @@ __all__ = [
     "UNKNOWN",
     "DayExhaustedError",
     "ExportLedger",
+    "JobRequest",
     "LedgerJob",
     "QuotaRefusedError",
     "Reservation",
+    "Verdict",
 ]
 
 RESERVED, SUBMITTED, UNKNOWN, COLLECTED = "reserved", "submitted", "unknown", "collected"
-FAILED, REFUSED = "failed", "refused"
+FAILED, REFUSED, DEFERRED = "failed", "refused", "deferred"
 LIVE_STATUSES = (RESERVED, SUBMITTED, UNKNOWN, COLLECTED)
 _LIVE_SQL = "(" + ", ".join(f"'{s}'" for s in LIVE_STATUSES) + ")"
 
@@ -83,7 +95,8 @@ CREATE TABLE IF NOT EXISTS export_jobs (
     bytes INTEGER,
     rows_by_type TEXT,
     collected_at TEXT,
-    error TEXT
+    error TEXT,
+    deferred_until TEXT
 );
 CREATE INDEX IF NOT EXISTS export_jobs_by_definition
     ON export_jobs (definition, window_start, window_end);
@@ -93,23 +106,45 @@ CREATE TABLE IF NOT EXISTS exhausted_days (
     recorded_at TEXT NOT NULL,
     message TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS verdicts (
+    day TEXT NOT NULL,
+    plan_id TEXT NOT NULL,
+    run_id TEXT,
+    recorded_at TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    forced INTEGER NOT NULL,
+    breaches TEXT NOT NULL,
+    PRIMARY KEY (day, plan_id)
+);
+CREATE TABLE IF NOT EXISTS collected_days (
+    job_name TEXT NOT NULL,
+    day TEXT NOT NULL,
+    rows INTEGER,
+    collected_at TEXT NOT NULL,
+    PRIMARY KEY (job_name, day)
+);
 """
+#: Columns added after the first ledgers were written (added to an existing file on open).
+_ADDED_COLUMNS = {"deferred_until": "TEXT"}
 _COLUMNS = (
     "job_name, definition, window_start, window_end, attempt, signal_types, requested_path, "
     "status, estimated_rows, estimated_bytes, reserved_at, run_id, data_job_id, path, "
-    "submitted_at, rows, bytes, rows_by_type, collected_at, error"
+    "submitted_at, rows, bytes, rows_by_type, collected_at, error, deferred_until"
 )
 
 
 class QuotaRefusedError(Exception):
-    """The ledger refused a reservation: the job would pass a daily limit (each breach named)."""
+    """The ledger refused a reservation: the jobs would pass a daily limit (each breach named)."""
 
-    def __init__(self, job_name: str, breaches: Sequence[LimitBreach]) -> None:
-        self.job_name = job_name
+    def __init__(self, job_names: Sequence[str], breaches: Sequence[LimitBreach]) -> None:
+        self.job_names = tuple(job_names)
         self.breaches = tuple(breaches)
-        super().__init__(
-            f"export job {job_name} not reserved: " + "; ".join(str(b) for b in breaches)
+        what = (
+            f"export job {job_names[0]} not reserved"
+            if len(job_names) == 1
+            else f"none of the {len(job_names)} export jobs ({', '.join(job_names)}) reserved"
         )
+        super().__init__(what + ": " + "; ".join(str(b) for b in breaches))
 
 
 class DayExhaustedError(Exception):
@@ -140,6 +175,7 @@ class LedgerJob:
     rows_by_type: dict[str, int] = field(default_factory=dict)
     collected_at: datetime | None = None
     error: str | None = None
+    deferred_until: datetime | None = None
 
     @property
     def days(self) -> list[date]:
@@ -154,6 +190,37 @@ class LedgerJob:
     def covers(self, day: date) -> bool:
         """Whether `day` is inside the job's window."""
         return self.window_start <= day <= self.window_end
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job a run asks the ledger to reserve: its name, window, attempt and estimate."""
+
+    job_name: str
+    definition: str
+    window: tuple[date, date]
+    attempt: int
+    signal_types: tuple[str, ...]
+    requested_path: str
+    estimated: Usage
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A plan's verdict on one requested day: passed, or the limits it would pass."""
+
+    day: date
+    plan_id: str
+    run_id: str | None
+    recorded_at: datetime
+    passed: bool
+    forced: bool
+    breaches: tuple[LimitBreach, ...]
+
+    def __str__(self) -> str:
+        if self.passed:
+            return f"plan {self.plan_id} passed (recorded {self.recorded_at:%Y-%m-%d %H:%M} UTC)"
+        return f"plan {self.plan_id} failed: " + "; ".join(str(b) for b in self.breaches)
 
 
 @dataclass(frozen=True)
@@ -195,6 +262,10 @@ class ExportLedger:
                     # handler, so processes opening a new ledger together retry here.
                     db.execute("PRAGMA journal_mode=WAL")
                     db.executescript(_SCHEMA)
+                    present = {row[1] for row in db.execute("PRAGMA table_info(export_jobs)")}
+                    for column, kind in _ADDED_COLUMNS.items():
+                        if column not in present:
+                            db.execute(f"ALTER TABLE export_jobs ADD COLUMN {column} {kind}")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -251,20 +322,43 @@ class ExportLedger:
         found = self.jobs(names=[job_name])
         return found[0] if found else None
 
-    def live_jobs_covering(self, definition: str, days: Sequence[date]) -> list[LedgerJob]:
-        """Live jobs of `definition` whose window covers any of `days`."""
+    def live_jobs_covering(
+        self, definition: str, days: Sequence[date], *, statuses: Sequence[str] = LIVE_STATUSES
+    ) -> list[LedgerJob]:
+        """Live jobs (or jobs of `statuses`) of `definition` whose window covers any of `days`."""
         if not days:
             return []
         first, last = min(days).isoformat(), max(days).isoformat()
         with self._connection() as db:
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM export_jobs WHERE definition = ? AND status IN "
-                f"{_LIVE_SQL} AND window_start <= ? AND window_end >= ? "
+                f"({', '.join('?' * len(statuses))}) AND window_start <= ? AND window_end >= ? "
                 "ORDER BY reserved_at, job_name",
-                (definition, last, first),
+                (definition, *statuses, last, first),
             ).fetchall()
         wanted = set(days)
         return [j for j in map(_job, rows) if any(d in wanted for d in j.days)]
+
+    def verdicts(self, days: Sequence[date]) -> dict[date, Verdict | None]:
+        """The latest plan verdict recorded for each of `days` (None: no plan checked it)."""
+        found: dict[date, Verdict | None] = dict.fromkeys(days)
+        with self._connection() as db:
+            for day in days:
+                row = db.execute(
+                    "SELECT day, plan_id, run_id, recorded_at, passed, forced, breaches "
+                    "FROM verdicts WHERE day = ? ORDER BY recorded_at DESC, rowid DESC LIMIT 1",
+                    (day.isoformat(),),
+                ).fetchone()
+                found[day] = _verdict(row) if row else None
+        return found
+
+    def collected_days(self, job_name: str) -> set[date]:
+        """The days of a job's window already landed from its file (or from a newer job's)."""
+        with self._connection() as db:
+            rows = db.execute(
+                "SELECT day FROM collected_days WHERE job_name = ?", (job_name,)
+            ).fetchall()
+        return {date.fromisoformat(r[0]) for r in rows}
 
     def attempts(self, definition: str, start: date, end: date) -> int:
         """How many jobs (any status) were reserved for exactly this definition and window."""
@@ -335,53 +429,161 @@ class ExportLedger:
         now: datetime,
         run_id: str | None = None,
     ) -> Reservation:
-        """Reserve today's quota for one job, atomically; an existing job of that name is returned.
+        """Reserve one job: `reserve_all` of a single request (same errors)."""
+        request = JobRequest(
+            job_name, definition, window, attempt, tuple(signal_types), requested_path, estimated
+        )
+        [reservation] = self.reserve_all(
+            [request], limits=limits, reserve=reserve, now=now, run_id=run_id
+        )
+        return reservation
+
+    def reserve_all(
+        self,
+        requests: Sequence[JobRequest],
+        *,
+        limits: DailyLimits,
+        reserve: Usage,
+        now: datetime,
+        run_id: str | None = None,
+    ) -> list[Reservation]:
+        """Reserve today's quota for every job of a run in one transaction, or for none.
+
+        A request whose job the ledger already holds is returned as it is (`created=False`); a
+        `deferred` one is reserved again (`created=True`, status `reserved`, reserved now) —
+        exactly once, whatever runs race for it. The new and re-reserved jobs are checked
+        together against today's usage.
 
         Raises:
             DayExhaustedError: Connect answered DAILY_LIMIT_EXCEEDED earlier today.
-            QuotaRefusedError: Today's usage plus this job would pass a limit (less the reserve).
+            QuotaRefusedError: Today's usage plus these jobs would pass a limit (less the
+                reserve); every breach is named with how far it is over. Nothing is written.
         """
         today = now.astimezone(UTC).date()
+        reservations: list[Reservation] = []
         with self._transaction() as db:
-            row = db.execute(
-                f"SELECT {_COLUMNS} FROM export_jobs WHERE job_name = ?", (job_name,)
-            ).fetchone()
-            if row is not None:
-                return Reservation(_job(row), created=False)
+            fresh: list[JobRequest] = []
+            deferred: set[str] = set()
+            for request in requests:
+                row = db.execute(
+                    f"SELECT {_COLUMNS} FROM export_jobs WHERE job_name = ?", (request.job_name,)
+                ).fetchone()
+                if row is not None and row[7] != DEFERRED:
+                    reservations.append(Reservation(_job(row), created=False))
+                    continue
+                if row is not None:
+                    deferred.add(request.job_name)
+                fresh.append(request)
+            if not fresh:
+                return reservations
+            names = [r.job_name for r in fresh]
             exhausted = db.execute(
                 "SELECT message FROM exhausted_days WHERE day = ?", (today.isoformat(),)
             ).fetchone()
             if exhausted:
                 raise DayExhaustedError(
-                    f"export job {job_name} not reserved: Connect answered DAILY_LIMIT_EXCEEDED "
-                    f"earlier on {today} ({exhausted[0]}); nothing more is submitted until "
-                    "00:00 UTC"
+                    f"export job(s) {', '.join(names)} not reserved: Connect answered "
+                    f"DAILY_LIMIT_EXCEEDED earlier on {today} ({exhausted[0]}); nothing more is "
+                    "submitted until 00:00 UTC"
                 )
             used = self._usage_in(db, today)
-            planned = Usage(jobs=1, bytes=estimated.bytes, rows=estimated.rows)
+            planned = Usage()
+            for request in fresh:
+                planned = planned + Usage(1, request.estimated.bytes, request.estimated.rows)
             breaches = check_plan(used, planned, limits, reserve)
             if breaches:
-                raise QuotaRefusedError(job_name, breaches)
-            job = LedgerJob(
-                job_name=job_name,
-                definition=definition,
-                window_start=window[0],
-                window_end=window[1],
-                attempt=attempt,
-                signal_types=tuple(signal_types),
-                requested_path=requested_path,
-                status=RESERVED,
-                estimated_rows=estimated.rows,
-                estimated_bytes=estimated.bytes,
-                reserved_at=now,
-                run_id=run_id,
+                raise QuotaRefusedError(names, breaches)
+            for request in fresh:
+                job = LedgerJob(
+                    job_name=request.job_name,
+                    definition=request.definition,
+                    window_start=request.window[0],
+                    window_end=request.window[1],
+                    attempt=request.attempt,
+                    signal_types=tuple(request.signal_types),
+                    requested_path=request.requested_path,
+                    status=RESERVED,
+                    estimated_rows=request.estimated.rows,
+                    estimated_bytes=request.estimated.bytes,
+                    reserved_at=now,
+                    run_id=run_id,
+                )
+                if request.job_name in deferred:
+                    db.execute(
+                        "UPDATE export_jobs SET status = ?, reserved_at = ?, run_id = ?, "
+                        "error = NULL, deferred_until = NULL WHERE job_name = ?",
+                        (RESERVED, _iso(now), run_id, request.job_name),
+                    )
+                else:
+                    values = _row(job)
+                    db.execute(
+                        f"INSERT INTO export_jobs ({_COLUMNS}) "
+                        f"VALUES ({', '.join('?' * len(values))})",
+                        values,
+                    )
+                reservations.append(Reservation(job, created=True))
+        return reservations
+
+    def release(self, job_names: Sequence[str]) -> None:
+        """Forget reserved jobs that were never sent (an earlier job of their run failed)."""
+        with self._transaction() as db:
+            db.executemany(
+                "DELETE FROM export_jobs WHERE job_name = ? AND status = ?",
+                [(name, RESERVED) for name in job_names],
             )
-            values = _row(job)
+
+    def defer(
+        self, job_names: Sequence[str], *, reason: str, now: datetime, until: datetime
+    ) -> list[LedgerJob]:
+        """Connect answered DAILY_LIMIT_EXCEEDED: the jobs wait, unsent, until `until`.
+
+        In one transaction the jobs become `deferred` with the reason (not counted against the
+        quota, still covering their days so no other plan exports them) and the UTC day of
+        `now` is recorded as exhausted.
+        """
+        day = now.astimezone(UTC).date().isoformat()
+        with self._transaction() as db:
             db.execute(
-                f"INSERT INTO export_jobs ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})",
-                values,
+                "INSERT OR REPLACE INTO exhausted_days (day, recorded_at, message) VALUES (?, ?, ?)",
+                (day, _iso(now), reason),
             )
-        return Reservation(job, created=True)
+            for name in job_names:
+                cursor = db.execute(
+                    "UPDATE export_jobs SET status = ?, error = ?, deferred_until = ? "
+                    "WHERE job_name = ?",
+                    (DEFERRED, reason, _iso(until), name),
+                )
+                if cursor.rowcount != 1:
+                    raise KeyError(f"export ledger {self.path}: no job named {name!r}")
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM export_jobs WHERE job_name IN "
+                f"({', '.join('?' * len(job_names))}) ORDER BY reserved_at, job_name",
+                tuple(job_names),
+            ).fetchall()
+        return [_job(row) for row in rows]
+
+    def record_verdict(
+        self,
+        *,
+        plan_id: str,
+        days: Sequence[date],
+        passed: bool,
+        breaches: Sequence[LimitBreach],
+        forced: bool,
+        now: datetime,
+        run_id: str | None = None,
+    ) -> None:
+        """Record a plan's verdict on each of its days (the latest one binds `export_jobs`)."""
+        text = json.dumps([[b.limit, b.maximum, b.used, b.planned] for b in breaches])
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO verdicts (day, plan_id, run_id, recorded_at, passed, "
+                "forced, breaches) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (d.isoformat(), plan_id, run_id, _iso(now), int(passed), int(forced), text)
+                    for d in days
+                ],
+            )
 
     def _update(
         self, job_name: str, *, also: tuple[str, tuple[Any, ...]] | None = None, **values: Any
@@ -445,16 +647,47 @@ class ExportLedger:
         bytes: int,
         rows_by_type: Mapping[str, int],
         collected_at: datetime,
+        days: Mapping[date, int | None] | None = None,
     ) -> LedgerJob:
-        """Record the landed file's actual rows, compressed bytes and rows per signal type."""
-        return self._update(
-            job_name,
-            status=COLLECTED,
-            rows=rows,
-            bytes=bytes,
-            rows_by_type=json.dumps(dict(sorted(rows_by_type.items()))),
-            collected_at=_iso(collected_at),
-        )
+        """Record the file's actual rows, compressed bytes and rows per signal type, and the days
+        of its window now landed (`days`: rows per day; None: landed from a newer job; all
+        days when not given). The job is `collected` once every day of its window has landed;
+        until then it keeps its status, so the rest of its window is still collected.
+        """
+        with self._transaction() as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM export_jobs WHERE job_name = ?", (job_name,)
+            ).fetchone()
+            if row is None:
+                raise KeyError(f"export ledger {self.path}: no job named {job_name!r}")
+            job = _job(row)
+            landed = dict.fromkeys(job.days) if days is None else dict(days)
+            db.executemany(
+                "INSERT OR REPLACE INTO collected_days (job_name, day, rows, collected_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(job_name, d.isoformat(), n, _iso(collected_at)) for d, n in landed.items()],
+            )
+            (done,) = db.execute(
+                "SELECT COUNT(*) FROM collected_days WHERE job_name = ? AND day >= ? AND day <= ?",
+                (job_name, job.window_start.isoformat(), job.window_end.isoformat()),
+            ).fetchone()
+            status = COLLECTED if done >= len(job.days) else job.status
+            db.execute(
+                "UPDATE export_jobs SET status = ?, rows = ?, bytes = ?, rows_by_type = ?, "
+                "collected_at = COALESCE(collected_at, ?) WHERE job_name = ?",
+                (
+                    status,
+                    rows,
+                    bytes,
+                    json.dumps(dict(sorted(rows_by_type.items()))),
+                    _iso(collected_at),
+                    job_name,
+                ),
+            )
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM export_jobs WHERE job_name = ?", (job_name,)
+            ).fetchone()
+        return _job(row)
 
 
 def _row(job: LedgerJob) -> tuple[Any, ...]:
@@ -479,6 +712,7 @@ def _row(job: LedgerJob) -> tuple[Any, ...]:
         json.dumps(job.rows_by_type) if job.rows_by_type else None,
         _iso(job.collected_at),
         job.error,
+        _iso(job.deferred_until),
     )
 
 
@@ -504,4 +738,17 @@ def _job(row: Sequence[Any]) -> LedgerJob:
         rows_by_type=json.loads(row[17]) if row[17] else {},
         collected_at=_moment(row[18]),
         error=row[19],
+        deferred_until=_moment(row[20]),
+    )
+
+
+def _verdict(row: Sequence[Any]) -> Verdict:
+    return Verdict(
+        day=date.fromisoformat(row[0]),
+        plan_id=row[1],
+        run_id=row[2],
+        recorded_at=datetime.fromisoformat(row[3]),
+        passed=bool(row[4]),
+        forced=bool(row[5]),
+        breaches=tuple(LimitBreach(*b) for b in json.loads(row[6])),
     )

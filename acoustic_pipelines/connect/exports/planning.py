@@ -1,11 +1,13 @@
 """Export plans: which `exportSignals` jobs a day (or a backfilled range) needs, and their cost.
 
-For each enabled export definition, the requested days not yet covered by a live job of the
-ledger are packed into the fewest jobs (one per run of consecutive days, at most
-`max_days_per_job` days each). Each job gets its name, its SFTP path, and an estimate of its
-rows and bytes (:func:`estimate_day`). The plan is checked against today's quota as a whole —
-every job of it, or none — so a run never exports part of what it was asked for; when it does
-not fit, `fits_through` tells which prefix of the range would fit today.
+For each enabled export definition, a `deferred` job of the ledger covering requested days is
+planned again as it was (same name, window and estimate: it is submitted once, when it fits);
+the requested days not yet covered by a live or deferred job are packed into the fewest jobs
+(one per run of consecutive days, at most `max_days_per_job` days each). Each job gets its
+name, its SFTP path, and an estimate of its rows and bytes (:func:`estimate_day`). The plan is
+checked against today's quota as a whole — every job of it, or none — so a run never exports
+part of what it was asked for; when it does not fit, `fits_through` tells which prefix of the
+range would fit today.
 
 Planning reads the ledger and sends nothing: materializing only the plan is the dry run.
 """
@@ -25,7 +27,7 @@ from acoustic_pipelines.config.exports import (
     ExportEstimate,
     ExportsConfig,
 )
-from acoustic_pipelines.connect.exports.ledger import ExportLedger, LedgerJob
+from acoustic_pipelines.connect.exports.ledger import DEFERRED, ExportLedger, LedgerJob
 from acoustic_pipelines.connect.exports.quota import (
     LIMIT_NAMES,
     DailyLimits,
@@ -84,6 +86,8 @@ class PlannedJob:
     estimated_rows: int
     estimated_bytes: int
     estimate_sources: tuple[str, ...]
+    rows_by_day: tuple[tuple[date, int], ...] = ()
+    deferred: str | None = None  # why the job waited, when it is a deferred job submitted again
 
     @property
     def window(self) -> ExportWindow:
@@ -101,6 +105,14 @@ class PlannedJob:
     def days(self) -> int:
         """How many UTC days the window covers."""
         return (self.window_end - self.window_start).days + 1
+
+    def covers(self, day: date) -> bool:
+        """Whether `day` is inside the job's window."""
+        return self.window_start <= day <= self.window_end
+
+    def rows_on(self, day: date) -> int:
+        """The estimated rows of one day of the window (0 when not estimated per day)."""
+        return dict(self.rows_by_day).get(day, 0)
 
 
 @dataclass(frozen=True)
@@ -232,6 +244,8 @@ def _planned_job(raw: Mapping[str, Any]) -> PlannedJob:
         estimated_rows=int(raw["estimated_rows"]),
         estimated_bytes=int(raw["estimated_bytes"]),
         estimate_sources=tuple(raw["estimate_sources"]),
+        rows_by_day=tuple((date.fromisoformat(d), int(n)) for d, n in raw.get("rows_by_day", [])),
+        deferred=raw.get("deferred"),
     )
 
 
@@ -300,8 +314,9 @@ def plan_exports(
     Args:
         config: The `exports:` section.
         days: The UTC days to export (a partition or a backfilled range).
-        ledger: Earlier jobs: days they cover are not planned again (unless `force`), their
-            collected sizes feed the estimates, and today's usage comes from it.
+        ledger: Earlier jobs: days they cover are not planned again (unless `force`), deferred
+            jobs are planned again as they were, collected sizes feed the estimates, and
+            today's usage comes from it.
         pushed_by_day: Signals this pipeline pushed per day and signal type.
         now: The current time (its UTC day is the quota day).
         force: Plan every day again, even days a live job already covers (a new attempt).
@@ -323,7 +338,9 @@ def plan_exports(
             CoveredDays(definition.name, j.job_name, j.status, j.window_start, j.window_end)
             for j in live
         ]
-        done = {d for j in live for d in j.days}
+        waiting = ledger.live_jobs_covering(definition.name, requested, statuses=[DEFERRED])
+        jobs += [_deferred_job(j, definition) for j in waiting]
+        done = {d for j in [*live, *waiting] for d in j.days}
         todo = [d for d in requested if d not in done]
         if requested and not todo:
             notes.append(f"{definition.name}: every requested day is already exported")
@@ -355,6 +372,7 @@ def plan_exports(
                     estimated_rows=window.rows,
                     estimated_bytes=window.bytes + HEADER_BYTES,
                     estimate_sources=tuple(sorted({estimates[d].source for d in window.days})),
+                    rows_by_day=tuple((d, estimates[d].rows) for d in window.days),
                 )
             )
     return ExportPlan(
@@ -371,10 +389,35 @@ def plan_exports(
         fits_through=None
         if exhausted
         else _fits_through(
-            requested, packed, remaining_today(used, limits, reserve), config.max_days_per_job
+            requested,
+            packed,
+            remaining_today(used, limits, reserve),
+            config.max_days_per_job,
+            waiting=[j for j in jobs if j.deferred],
         ),
         forced=force,
         notes=tuple(notes),
+    )
+
+
+def _deferred_job(job: LedgerJob, definition: ExportDefinitionConfig) -> PlannedJob:
+    """A deferred job of the ledger, planned again unchanged (its rows spread evenly)."""
+    days = job.days
+    share, extra = divmod(job.estimated_rows, len(days))
+    return PlannedJob(
+        definition=job.definition,
+        job_name=job.job_name,
+        window_start=job.window_start,
+        window_end=job.window_end,
+        attempt=job.attempt,
+        signal_types=job.signal_types,
+        path=job.requested_path,
+        notify=tuple(definition.notify),
+        estimated_rows=job.estimated_rows,
+        estimated_bytes=job.estimated_bytes,
+        estimate_sources=("deferred job",),
+        rows_by_day=tuple((d, share + (1 if i < extra else 0)) for i, d in enumerate(days)),
+        deferred=job.error or "deferred",
     )
 
 
@@ -383,11 +426,15 @@ def _fits_through(
     packed: Sequence[tuple[list[date], dict[date, Usage]]],
     remaining: Usage,
     max_days_per_job: int | None,
+    waiting: Sequence[PlannedJob] = (),
 ) -> date | None:
-    """The last requested day such that exporting every day up to it fits what is left today."""
+    """The last requested day such that exporting every day up to it fits what is left today
+    (deferred jobs of the plan, `waiting`, are submitted first whatever the range)."""
     fits = None
     for last in requested:
         total = Usage()
+        for job in waiting:
+            total = total + job.estimated
         for todo, usages in packed:
             prefix = [d for d in todo if d <= last]
             for w in pack_range(prefix, usages, UNLIMITED, max_days_per_job=max_days_per_job):

@@ -1,17 +1,20 @@
-"""Submit a plan's `exportSignals` jobs, each reserved in the ledger first.
+"""Submit a plan's `exportSignals` jobs, all reserved in the ledger first in one transaction.
 
-For each planned job, in order: reserve its quota in the ledger (atomic; an existing job of the
-same name means an earlier run submitted it, so it is skipped), then call `exportSignals` with the
-job's `to.sftp.path` and record the answer. How a failed call is recorded:
+Every job of the plan is reserved at once (`ExportLedger.reserve_all`): all fit today's quota
+and are reserved, or none is and nothing is sent (the failure names each limit and by how
+much the run is over). A job the ledger already holds (an earlier run submitted it) is skipped;
+a `deferred` job is reserved again and sent, exactly once. Then each reserved job is sent in
+plan order with its `to.sftp.path`, and the answer recorded. How a failed call is recorded:
 
-- `DAILY_LIMIT_EXCEEDED`: the job is released and the UTC day recorded as exhausted; the
-  submission stops (:class:`ExportSubmitError`, not retryable).
+- `DAILY_LIMIT_EXCEEDED` (quota used outside this pipeline): the job and the run's other unsent
+  jobs become `deferred` with Connect's message, the UTC day is recorded as exhausted, and the
+  submission stops (:class:`ExportSubmitError`, not retryable); the deferred jobs are submitted
+  once after 00:00 UTC (the `deferred_exports_sensor` requests it).
 - no answer after the request may have reached Connect: `unknown`, kept against the quota and
-  never re-sent; its file is still awaited at the requested path.
-- any other refusal (bad input, authentication, unreachable before sending): `failed`, released.
-
-A refused reservation (the job would pass a limit, or today is exhausted) stops the submission
-before the call: the pipeline's guard, not Connect's error, stops a run that would go over.
+  never re-sent; its file is still awaited at the requested path. The run's unsent jobs are
+  released (forgotten: they were never sent), and the submission stops.
+- any other refusal (bad input, authentication, unreachable before sending): `failed`, released
+  with the run's unsent jobs, and the submission stops.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from acoustic_pipelines.connect.client import ConnectClient, outcome_unknown
 from acoustic_pipelines.connect.errors import ConnectError, DailyLimitReachedError
 from acoustic_pipelines.connect.exports.ledger import (
     DayExhaustedError,
     ExportLedger,
+    JobRequest,
     LedgerJob,
     QuotaRefusedError,
 )
@@ -56,11 +60,12 @@ class SubmitReport:
     skipped: list[LedgerJob] = field(default_factory=list)
     unknown: list[LedgerJob] = field(default_factory=list)
     failed: list[LedgerJob] = field(default_factory=list)
+    deferred: list[LedgerJob] = field(default_factory=list)
 
     @property
     def jobs(self) -> list[LedgerJob]:
-        """Every job the ledger now holds for the plan, in plan order."""
-        return self.submitted + self.skipped + self.unknown + self.failed
+        """Every job the ledger now holds for the plan."""
+        return self.submitted + self.skipped + self.unknown + self.failed + self.deferred
 
 
 def submit_plan(
@@ -72,14 +77,15 @@ def submit_plan(
     run_id: str | None = None,
     on_progress: Callable[[str], None] = log.info,
 ) -> SubmitReport:
-    """Reserve and submit every job of `plan`; jobs an earlier run holds are skipped.
+    """Reserve every job of `plan` in one transaction, then submit them; held jobs are skipped.
 
     The report's `skipped` also lists the jobs that already covered some of the plan's days.
 
     Raises:
         StalePlanError: The plan was made on an earlier UTC day (re-plan against today's quota).
-        ExportSubmitError: A reservation was refused, or Connect refused a job; what was
-            submitted before stays in the ledger and in `report`.
+        ExportSubmitError: The reservation was refused (nothing was reserved or sent), or
+            Connect refused a job; what was submitted before stays in the ledger and in
+            `report`, and on DAILY_LIMIT_EXCEEDED the unsent jobs are in `report.deferred`.
     """
     today = now().astimezone(UTC).date()
     if plan.quota_day != today:
@@ -92,31 +98,11 @@ def submit_plan(
         earlier = ledger.job(covered)
         if earlier is not None:
             report.skipped.append(earlier)
-    with client_factory() as client:
-        for planned in plan.jobs:
-            _submit_one(planned, plan, ledger, client, report, now, run_id, on_progress)
-    return report
-
-
-def _submit_one(
-    planned: PlannedJob,
-    plan: ExportPlan,
-    ledger: ExportLedger,
-    client: ConnectClient,
-    report: SubmitReport,
-    now: Callable[[], datetime],
-    run_id: str | None,
-    on_progress: Callable[[str], None],
-) -> None:
+    if not plan.jobs:
+        return report
     try:
-        reservation = ledger.reserve(
-            job_name=planned.job_name,
-            definition=planned.definition,
-            window=(planned.window_start, planned.window_end),
-            attempt=planned.attempt,
-            signal_types=planned.signal_types,
-            requested_path=planned.path,
-            estimated=planned.estimated,
+        reservations = ledger.reserve_all(
+            [_request(j) for j in plan.jobs],
             limits=plan.limits,
             reserve=plan.reserve,
             now=now(),
@@ -124,10 +110,43 @@ def _submit_one(
         )
     except (QuotaRefusedError, DayExhaustedError) as exc:
         raise ExportSubmitError(str(exc), report) from exc
-    if not reservation.created:
-        on_progress(f"{planned.job_name}: already {reservation.job.status}, not submitted again")
-        report.skipped.append(reservation.job)
-        return
+    planned = {j.job_name: j for j in plan.jobs}
+    to_send = []
+    for reservation in reservations:
+        if reservation.created:
+            to_send.append(planned[reservation.job.job_name])
+        else:
+            on_progress(
+                f"{reservation.job.job_name}: already {reservation.job.status}, not submitted again"
+            )
+            report.skipped.append(reservation.job)
+    with client_factory() as client:
+        for index, job in enumerate(to_send):
+            _submit_one(job, to_send[index + 1 :], ledger, client, report, now, on_progress)
+    return report
+
+
+def _request(job: PlannedJob) -> JobRequest:
+    return JobRequest(
+        job_name=job.job_name,
+        definition=job.definition,
+        window=(job.window_start, job.window_end),
+        attempt=job.attempt,
+        signal_types=job.signal_types,
+        requested_path=job.path,
+        estimated=job.estimated,
+    )
+
+
+def _submit_one(
+    planned: PlannedJob,
+    unsent: list[PlannedJob],
+    ledger: ExportLedger,
+    client: ConnectClient,
+    report: SubmitReport,
+    now: Callable[[], datetime],
+    on_progress: Callable[[str], None],
+) -> None:
     window = planned.window
     try:
         answer = client.export_signals(
@@ -139,24 +158,40 @@ def _submit_one(
             sftp={"path": planned.path},
         )
     except DailyLimitReachedError as exc:
-        ledger.mark_refused(planned.job_name, error=exc.message, now=now())
+        moment = now()
+        until = datetime.combine(
+            moment.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(), UTC
+        )
+        names = [planned.job_name, *(j.job_name for j in unsent)]
+        reason = f"Connect answered DAILY_LIMIT_EXCEEDED for {planned.job_name}: {exc.message}"
+        report.deferred.extend(ledger.defer(names, reason=reason, now=moment, until=until))
         raise ExportSubmitError(
-            f"{planned.job_name}: Connect answered DAILY_LIMIT_EXCEEDED ({exc.message}); today "
-            "is recorded as exhausted and nothing more is submitted until 00:00 UTC",
+            f"{reason}. Deferred until {until:%Y-%m-%d %H:%M} UTC: "
+            + ", ".join(f"{j.job_name} ({j.window_start}..{j.window_end})" for j in report.deferred)
+            + "; they are submitted once then (the deferred_exports_sensor requests it)"
+            + (
+                f"; submitted before the refusal: {', '.join(j.job_name for j in report.submitted)}"
+                if report.submitted
+                else ""
+            ),
             report,
         ) from exc
     except ConnectError as exc:
+        ledger.release([j.job_name for j in unsent])
+        released = f"; not sent and released: {', '.join(j.job_name for j in unsent)}"
         if outcome_unknown(exc):
             report.unknown.append(ledger.mark_unknown(planned.job_name, error=exc.message))
             raise ExportSubmitError(
                 f"{planned.job_name}: no answer from Connect after the request may have reached "
                 f"it ({exc.message}); the job is kept as `unknown` (not re-sent) and its file is "
-                f"awaited at {planned.path}",
+                f"awaited at {planned.path}" + (released if unsent else ""),
                 report,
             ) from exc
         report.failed.append(ledger.mark_failed(planned.job_name, error=exc.message))
         raise ExportSubmitError(
-            f"{planned.job_name}: Connect refused the job: {exc.message}", report
+            f"{planned.job_name}: Connect refused the job: {exc.message}"
+            + (released if unsent else ""),
+            report,
         ) from exc
     job = ledger.mark_submitted(
         planned.job_name, data_job_id=answer.data_job_id, path=answer.path, submitted_at=now()
@@ -165,4 +200,5 @@ def _submit_one(
     on_progress(
         f"{planned.job_name}: submitted as {answer.data_job_id}, file {answer.path} "
         f"({planned.window_start}..{planned.window_end}, ~{planned.estimated_rows:,} rows)"
+        + (" (deferred earlier)" if planned.deferred else "")
     )

@@ -12,12 +12,18 @@
 - `live_jobs_covering` finds live jobs of one definition whose window touches any given day;
   `attempts` counts the jobs of exactly one window, whatever their status.
 - Reservation is atomic across processes: runs racing for the last jobs of the day never pass the
-  limit together.
+  limit together. `reserve_all` reserves a run's jobs together or none of them.
+- `defer` keeps jobs unsent and uncounted, covering their days; a later `reserve_all` reserves a
+  deferred job again exactly once.
+- `verdicts` gives each day's latest plan verdict; `mark_collected` records collection per day,
+  and a range job is `collected` once every day of its window landed.
+- A ledger file from before these columns is upgraded when opened.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -28,6 +34,7 @@ import pytest
 
 from acoustic_pipelines.connect.exports.ledger import (
     COLLECTED,
+    DEFERRED,
     FAILED,
     LIVE_STATUSES,
     REFUSED,
@@ -36,10 +43,11 @@ from acoustic_pipelines.connect.exports.ledger import (
     UNKNOWN,
     DayExhaustedError,
     ExportLedger,
+    JobRequest,
     QuotaRefusedError,
     Reservation,
 )
-from acoustic_pipelines.connect.exports.quota import DailyLimits, Usage
+from acoustic_pipelines.connect.exports.quota import DailyLimits, LimitBreach, Usage
 from tests.ledger_jobs import reserve_job
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -168,7 +176,7 @@ def test_a_job_past_a_limit_is_refused_naming_the_limit_and_overage(
     with pytest.raises(QuotaRefusedError) as caught:
         reserve(ledger, "too-much", rows=job[0], size=job[1], held_back=held_back)
     refused = caught.value
-    assert refused.job_name == "too-much"
+    assert refused.job_names == ("too-much",)
     assert [(b.limit, b.maximum, b.over) for b in refused.breaches] == [(limit, maximum, over)]
     assert "too-much" in str(refused)
     assert f"daily export {limit}" in str(refused)
@@ -508,3 +516,155 @@ def test_a_refusal_for_an_unknown_job_records_nothing(ledger: ExportLedger) -> N
     with pytest.raises(KeyError, match="nope"):
         ledger.mark_refused("nope", error="DAILY_LIMIT_EXCEEDED", now=NOW)
     assert ledger.exhausted(TODAY) is None
+
+
+def request(name: str, *, rows: int = 100, size: int = 1_000, first: int = 1) -> JobRequest:
+    return JobRequest(
+        job_name=name,
+        definition="behavior",
+        window=days(first, first),
+        attempt=1,
+        signal_types=("order",),
+        requested_path=f"Export/Signals/test/{name}.csv",
+        estimated=Usage(rows=rows, bytes=size),
+    )
+
+
+def test_a_runs_jobs_are_reserved_together_or_not_at_all(ledger: ExportLedger) -> None:
+    reserve(ledger, "elsewhere-1")
+    reserve(ledger, "elsewhere-2")
+    before = ledger.jobs()
+    with pytest.raises(QuotaRefusedError) as caught:
+        ledger.reserve_all(
+            [request(f"run-{i}", first=i) for i in (1, 2, 3, 4)],
+            limits=LIMITS,
+            reserve=NO_RESERVE,
+            now=NOW,
+        )
+    assert ledger.jobs() == before  # not the 3 that would have fitted
+    assert "none of the 4 export jobs (run-1, run-2, run-3, run-4) reserved" in str(caught.value)
+    assert "daily export jobs: 2 used + 4 planned = 6, over the 5 available by 1" in str(
+        caught.value
+    )
+    made = ledger.reserve_all(
+        [request("elsewhere-1"), request("run-1"), request("run-2"), request("run-3")],
+        limits=LIMITS,
+        reserve=NO_RESERVE,
+        now=NOW,
+    )
+    assert [(r.job.job_name, r.created) for r in made] == [
+        ("elsewhere-1", False),
+        ("run-1", True),
+        ("run-2", True),
+        ("run-3", True),
+    ]
+    assert ledger.usage(TODAY).jobs == 5
+
+
+def test_deferred_jobs_wait_uncounted_and_are_reserved_again_once(ledger: ExportLedger) -> None:
+    ledger.reserve_all(
+        [request("a"), request("b", first=2)], limits=LIMITS, reserve=NO_RESERVE, now=NOW
+    )
+    midnight = at(TODAY + timedelta(days=1), 0)
+    deferred = ledger.defer(
+        ["a", "b"], reason="DAILY_LIMIT_EXCEEDED: 20 jobs", now=NOW, until=midnight
+    )
+    assert [(j.status, j.deferred_until, j.error) for j in deferred] == [
+        (DEFERRED, midnight, "DAILY_LIMIT_EXCEEDED: 20 jobs")
+    ] * 2
+    assert ledger.usage(TODAY).jobs == 0 and ledger.exhausted(TODAY)
+    assert [
+        j.job_name for j in ledger.live_jobs_covering("behavior", [DAY], statuses=[DEFERRED])
+    ] == ["a"]
+    tomorrow = NOW + timedelta(days=1)
+    first = ledger.reserve_all(
+        [request("a"), request("b", first=2)], limits=LIMITS, reserve=NO_RESERVE, now=tomorrow
+    )
+    second = ledger.reserve_all(
+        [request("a"), request("b", first=2)], limits=LIMITS, reserve=NO_RESERVE, now=tomorrow
+    )
+    assert [r.created for r in first] == [True, True] and [r.created for r in second] == [
+        False,
+        False,
+    ]
+    assert {(j.status, j.reserved_at, j.error) for j in ledger.jobs()} == {
+        (RESERVED, tomorrow, None)
+    }
+    assert ledger.usage(tomorrow.date()).jobs == 2
+
+
+def test_the_latest_verdict_of_each_day_binds(ledger: ExportLedger) -> None:
+    assert ledger.verdicts([DAY]) == {DAY: None}
+    breach = LimitBreach("jobs", 1, 0, 2)
+    ledger.record_verdict(
+        plan_id="p1",
+        days=[DAY, DAY + timedelta(days=1)],
+        passed=False,
+        breaches=[breach],
+        forced=False,
+        now=NOW,
+        run_id="r1",
+    )
+    found = ledger.verdicts([DAY, DAY + timedelta(days=1)])
+    assert {v.plan_id for v in found.values()} == {"p1"}
+    assert not found[DAY].passed and found[DAY].breaches == (breach,)
+    assert "over the 1 available by 1" in str(found[DAY])
+    ledger.record_verdict(
+        plan_id="p2",
+        days=[DAY],
+        passed=True,
+        breaches=[],
+        forced=True,
+        now=NOW + timedelta(seconds=1),
+        run_id="r2",
+    )
+    found = ledger.verdicts([DAY, DAY + timedelta(days=1)])
+    assert (found[DAY].plan_id, found[DAY].passed, found[DAY].forced) == ("p2", True, True)
+    assert found[DAY + timedelta(days=1)].plan_id == "p1"
+
+
+def test_a_range_job_is_collected_once_every_day_of_its_window_landed(ledger: ExportLedger) -> None:
+    reserve(ledger, "range", window=days(1, 3))
+    middle = date(2026, 3, 2)
+    job = ledger.mark_collected(
+        "range", rows=9, bytes=500, rows_by_type={"order": 9}, collected_at=NOW, days={middle: 3}
+    )
+    assert job.status == RESERVED and ledger.collected_days("range") == {middle}
+    job = ledger.mark_collected(
+        "range",
+        rows=9,
+        bytes=500,
+        rows_by_type={"order": 9},
+        collected_at=NOW,
+        days={date(2026, 3, 1): 2, date(2026, 3, 3): None},
+    )
+    assert job.status == COLLECTED and job.rows == 9
+    assert ledger.collected_days("range") == set(job.days)
+
+
+def test_a_ledger_written_before_deferral_is_upgraded_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_SCHEMA)
+        db.execute(
+            "INSERT INTO export_jobs VALUES ('old', 'behavior', '2026-03-01', '2026-03-01', 1, "
+            "'[\"order\"]', 'p.csv', 'submitted', 1, 1, '2026-03-10T12:00:00.000+00:00', "
+            "NULL, 'dj', 'p.csv.gz', NULL, NULL, NULL, NULL, NULL, NULL)"
+        )
+    ledger = ExportLedger(path)
+    [job] = ledger.jobs()
+    assert (job.job_name, job.status, job.deferred_until) == ("old", SUBMITTED, None)
+    ledger.defer(["old"], reason="r", now=NOW, until=NOW)
+    assert ledger.job("old").status == DEFERRED
+
+
+OLD_SCHEMA = """
+CREATE TABLE export_jobs (
+    job_name TEXT PRIMARY KEY, definition TEXT NOT NULL, window_start TEXT NOT NULL,
+    window_end TEXT NOT NULL, attempt INTEGER NOT NULL, signal_types TEXT NOT NULL,
+    requested_path TEXT NOT NULL, status TEXT NOT NULL, estimated_rows INTEGER NOT NULL,
+    estimated_bytes INTEGER NOT NULL, reserved_at TEXT NOT NULL, run_id TEXT, data_job_id TEXT,
+    path TEXT, submitted_at TEXT, rows INTEGER, bytes INTEGER, rows_by_type TEXT,
+    collected_at TEXT, error TEXT
+);
+"""
