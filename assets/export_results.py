@@ -44,7 +44,7 @@ def plan_line(plan: ExportPlan) -> str:
     )
 
 
-def _day_share(plan: ExportPlan, day: date) -> dict[str, dg.MetadataValue]:
+def day_plan_metadata(plan: ExportPlan, day: date) -> dict[str, dg.MetadataValue]:
     """What the plan holds for one day: the jobs covering it and the day's estimated rows."""
     jobs = [j for j in plan.jobs if j.covers(day)]
     return {
@@ -86,7 +86,7 @@ def limit_results(plan: ExportPlan, day: date) -> list[dg.AssetCheckResult]:
                 severity=dg.AssetCheckSeverity.ERROR,
                 description=description,
                 metadata={
-                    **_day_share(plan, day),
+                    **day_plan_metadata(plan, day),
                     "limit": dg.MetadataValue.int(getattr(plan.limits, limit)),
                     "reserve": dg.MetadataValue.int(getattr(plan.reserve, limit)),
                     "used": dg.MetadataValue.int(used),
@@ -113,7 +113,7 @@ def quota_warning_result(plan: ExportPlan, day: date) -> dg.AssetCheckResult:
             else f"under {WARN_SHARE:.0%} of every daily limit"
         ),
         metadata={
-            **_day_share(plan, day),
+            **day_plan_metadata(plan, day),
             **{f"{n}_share": dg.MetadataValue.float(round(s, 4)) for n, s in shares.items()},
         },
     )
@@ -255,17 +255,30 @@ def jobs_metadata(
     }
 
 
+def day_exported_metadata(report: CollectReport, day: date) -> dict[str, dg.MetadataValue]:
+    """One day's own figures in a run (a range run gives each day its own): rows, jobs."""
+    rows = report.rows_by_day.get(day, 0)
+    return {
+        "rows": dg.MetadataValue.int(rows),
+        "dagster/row_count": dg.MetadataValue.int(rows),
+        "day_jobs": dg.MetadataValue.text(
+            ", ".join(c.job.job_name for c in report.jobs if day in c.landed) or "none"
+        ),
+    }
+
+
 def exported_metadata(
     report: CollectReport, exports: ExportsConfig, store: Lake, days: list[date]
 ) -> dict[str, dg.MetadataValue]:
     """Rows per signal type, definition and day, bytes downloaded, MB/s, job ids.
 
-    A range run (a backfill) gives each of its days this same metadata: the counts are the
-    range's, with `rows_by_day` telling the days apart.
+    In a range run (a backfill) these figures are the run's, on every day of it, with
+    `rows_by_day` telling the days apart; `day_exported_metadata` gives each day its own rows.
     """
     by_day = [{"day": str(d), "rows": f"{report.rows_by_day.get(d, 0):,}"} for d in days]
     metadata: dict[str, dg.MetadataValue] = {
         "rows": dg.MetadataValue.int(report.rows),
+        "run_rows": dg.MetadataValue.int(report.rows),
         "days": dg.MetadataValue.int(len(days)),
         "rows_by_day": dg.MetadataValue.md(markdown_table(by_day)),
         "files": dg.MetadataValue.int(len(report.jobs)),

@@ -44,6 +44,8 @@ from assets.export_results import (
     QUOTA_WARNING_CHECK,
     USAGE_CHECKS,
     blocked_message,
+    day_exported_metadata,
+    day_plan_metadata,
     deferred_metadata,
     exported_metadata,
     jobs_metadata,
@@ -163,6 +165,8 @@ def export_plan(
         run_id=context.run.run_id,
     )
     context.log.info(plan_line(plan))
+    for day in days:
+        context.add_asset_metadata(day_plan_metadata(plan, day), partition_key=day.isoformat())
     yield dg.MaterializeResult(metadata=plan_metadata(plan, store, days))
     yield from day_check_events(
         context, {d: [*limit_results(plan, d), quota_warning_result(plan, d)] for d in days}
@@ -262,9 +266,13 @@ def export_jobs(
             allow_retries=False,
         ) from exc
     for day in days:
+        covering = [j.job_name for j in report.jobs if j.covers(day)]
         with store.stage(EXPORT_JOBS, day) as staged:
-            covering = [j.job_name for j in report.jobs if j.covers(day)]
             store.commit(staged, {"plan_id": plan.plan_id, "jobs": covering})
+        context.add_asset_metadata(
+            {"day_jobs": dg.MetadataValue.text(", ".join(covering) or "none")},
+            partition_key=day.isoformat(),
+        )
     context.log.info(
         f"{len(report.submitted)} export job(s) submitted, {len(report.skipped)} already in the ledger"
     )
@@ -336,6 +344,10 @@ def exported_signals(
         f"{len(report.jobs)} file(s), {report.bytes_downloaded:,} bytes at {report.mb_per_s:,.1f} MB/s"
     )
     limits = exports.limits.daily_limits()
+    for day in days:
+        context.add_asset_metadata(
+            day_exported_metadata(report, day), partition_key=day.isoformat()
+        )
     yield dg.MaterializeResult(metadata=exported_metadata(report, exports, store, days))
     yield from day_check_events(
         context, {d: usage_results(report, ledger, limits, day=d) for d in days}

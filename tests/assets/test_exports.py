@@ -174,7 +174,20 @@ def test_a_ten_day_backfill_is_one_run_and_one_job(sandbox: ExportSandbox) -> No
             assert table.schema == export_schema(EXPORT_COLUMNS)
         partitions = {m.partition for m in result.asset_materializations_for_node(EXPORTED)}
         assert partitions == {d.isoformat() for d in counts}
-        assert metadata(result, EXPORTED)["rows"] == sum(counts.values())
+        by_partition = {
+            m.partition: {k: v.value for k, v in m.metadata.items()}
+            for m in result.asset_materializations_for_node(EXPORTED)
+        }
+        assert {p: m["rows"] for p, m in by_partition.items()} == {
+            d.isoformat(): n for d, n in counts.items()
+        }  # each day its own rows, the run's total beside them
+        assert {m["run_rows"] for m in by_partition.values()} == {sum(counts.values())}
+        assert by_partition[DAY.isoformat()]["dagster/row_count"] == counts[DAY]
+        plan_days = {
+            m.partition: m.metadata["day_rows_estimated"].value
+            for m in result.asset_materializations_for_node(PLAN)
+        }
+        assert len(plan_days) == 10 and set(plan_days.values()) == {10_000}  # the default a day
 
         # one result per check and day, with that day's own figures
         evaluations = result.get_asset_check_evaluations()
