@@ -1,0 +1,1 @@
+"""Segment Connections (reverse ETL): warehouse models → Spec calls → Segment's Tracking API."""
