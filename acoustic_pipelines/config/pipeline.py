@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr, ValidatorFunctionWrapHandler, model_validator
 from pydantic_core import PydanticCustomError
 
+from acoustic_pipelines.config.connections import ConnectionsConfig, connections_problems
 from acoustic_pipelines.config.destinations import (
     MAX_MAPPINGS,
     WHOLE_FILE_ERROR,
@@ -28,12 +29,14 @@ class PipelineConfig(_ConfigModel):
     """The whole pipeline config file; load it with :func:`acoustic_pipelines.config.loading.load_config`.
 
     Export definitions and the daily export quota are modelled in
-    :mod:`acoustic_pipelines.config.exports`.
+    :mod:`acoustic_pipelines.config.exports`, Segment Connections models in
+    :mod:`acoustic_pipelines.config.connections`.
     """
 
     destinations: list[DestinationConfig]
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
     exports: ExportsConfig = Field(default_factory=ExportsConfig)
+    connections: ConnectionsConfig | None = None
 
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _source: str | None = PrivateAttr(default=None)
@@ -124,4 +127,5 @@ def whole_file_problems(data: Any) -> list[tuple[Loc, str]]:
             raw_list(exports, "definitions"), "export definition", ("exports", "definitions")
         )
     )
+    found.extend(connections_problems(data))
     return found + secret_problems(data)

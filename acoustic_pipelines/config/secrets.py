@@ -48,7 +48,7 @@ _SECRET_WORDS: Final = frozenset(
     )
 )
 _SECRET_PAIRS: Final = frozenset(
-    (("api", "key"), ("app", "key"), ("access", "key"), ("private", "key"))
+    (("api", "key"), ("app", "key"), ("access", "key"), ("private", "key"), ("write", "key"))
 )
 
 
