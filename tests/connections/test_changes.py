@@ -1,0 +1,130 @@
+"""Contract of `acoustic_pipelines.connections.changes` (and the DuckDB warehouse reader):
+
+- Rows compare with the snapshot by primary key: added (new key), updated (new checksum), deleted
+  (key gone; the record carries only its key), unchanged; an empty snapshot makes all added.
+- The checksum is stable: the same row gives the same checksum in another diff and another batch
+  split; any change of a value changes it.
+- Rejected rows are kept with their reason and never classified: a null or duplicated key, over
+  512 columns, a column name over 128 characters, a record over 512 KiB, a value over 128 KiB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from acoustic_pipelines.connections.changes import ChangeCounts, ChangeSet, detect_changes
+from acoustic_pipelines.connections.ledger import SNAPSHOT_SCHEMA
+from acoustic_pipelines.connections.warehouse import WarehouseError, read_model
+
+
+def rows_batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist(rows)
+
+
+def snapshot_of(change_set: ChangeSet) -> pa.RecordBatch:
+    """The snapshot a fully settled sync of this change set would leave (for chained diffs)."""
+    rows = change_set._connection.execute(
+        "SELECT record_key, checksum FROM current WHERE reason IS NULL"
+    ).fetchall()
+    return pa.RecordBatch.from_pylist(
+        [{"record_key": k, "checksum": c} for k, c in rows], schema=SNAPSHOT_SCHEMA
+    )
+
+
+def diff(rows: list[dict[str, Any]], snapshot: list[pa.RecordBatch], tmp_path: Path) -> ChangeSet:
+    return detect_changes([rows_batch(rows)], snapshot, primary_key="id", workdir=tmp_path)
+
+
+def all_changes(change_set: ChangeSet) -> list[tuple[str, Any, dict[str, Any]]]:
+    return [(c.kind, c.key, c.properties) for page in change_set.changes(page_rows=2) for c in page]
+
+
+ROWS = [{"id": i, "email": f"u{i}@example.com", "plan": "pro"} for i in range(1, 6)]
+
+
+def test_first_diff_adds_everything_then_each_kind(tmp_path: Path) -> None:
+    with diff(ROWS, [], tmp_path) as first:
+        assert first.counts == ChangeCounts(5, 5, 0, 0, 0, 0)
+        assert [k for k, _, _ in all_changes(first)] == ["added"] * 5
+        snapshot = snapshot_of(first)
+    changed = [dict(r) for r in ROWS if r["id"] != 5] + [{"id": 6, "email": "new@x", "plan": "pro"}]
+    changed[0]["plan"] = "max"
+    with diff(changed, [snapshot], tmp_path) as second:
+        assert second.counts == ChangeCounts(5, 1, 1, 1, 3, 0)
+        found = sorted(all_changes(second))
+    assert found == [
+        ("added", "6", {"id": 6, "email": "new@x", "plan": "pro"}),
+        ("deleted", "5", {"id": 5}),
+        ("updated", "1", {"id": 1, "email": "u1@example.com", "plan": "max"}),
+    ]
+    # the folder of the diff's database is gone once closed
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_checksums_are_stable_across_batches_and_change_with_any_value(tmp_path: Path) -> None:
+    split = [rows_batch(ROWS[:2]), rows_batch(ROWS[2:])]
+    with detect_changes(split, [], primary_key="id", workdir=tmp_path) as one:
+        sums = {c.key: c.checksum for page in one.changes() for c in page}
+    with diff(ROWS, [], tmp_path) as other:
+        assert sums == {c.key: c.checksum for page in other.changes() for c in page}
+    tweaked = [dict(r, email=r["email"] + " ") if r["id"] == 3 else r for r in ROWS]
+    with diff(tweaked, [], tmp_path) as third:
+        third_sums = {c.key: c.checksum for page in third.changes() for c in page}
+    assert {k for k in sums if sums[k] != third_sums[k]} == {"3"}
+
+
+def test_rejects_are_kept_with_their_reason(tmp_path: Path) -> None:
+    rows = [
+        {"id": 1, "v": "ok"},
+        {"id": None, "v": "no key"},
+        {"id": 2, "v": "twice"},
+        {"id": 2, "v": "twice again"},
+        {"id": 3, "v": "x" * (130 * 1024)},
+    ]
+    with diff(rows, [], tmp_path) as change_set:
+        assert change_set.counts == ChangeCounts(5, 1, 0, 0, 0, 4)
+        rejected = sorted((r.key or "", r.reason) for page in change_set.rejections() for r in page)
+    assert rejected == [
+        ("", "the primary key is null"),
+        ("2", "the primary key 2 is not unique: 2 rows have it"),
+        ("2", "the primary key 2 is not unique: 2 rows have it"),
+        ("3", "column v is over 128 KiB as JSON"),
+    ]
+
+
+def test_a_record_over_512_kib(tmp_path: Path) -> None:
+    row = {"id": 1, **{f"c{i}": "x" * 100_000 for i in range(6)}}
+    with diff([row], [], tmp_path) as change_set:
+        (page,) = change_set.rejections()
+    assert page[0].reason == "the record is over 512 KiB as JSON"
+
+
+@pytest.mark.parametrize(
+    ("columns", "reason"),
+    [
+        ({f"c{i}": i for i in range(512)}, "the model has 513 columns; Segment syncs at most 512"),
+        ({"c" * 129: 1}, "is 129 characters; Segment allows at most 128"),
+    ],
+)
+def test_model_wide_rejects(columns: dict[str, Any], reason: str, tmp_path: Path) -> None:
+    with diff([{"id": 1, **columns}, {"id": 2, **columns}], [], tmp_path) as change_set:
+        assert change_set.counts.rejected == 2 and change_set.counts.added == 0
+        reasons = {r.reason for page in change_set.rejections() for r in page}
+    assert len(reasons) == 1 and reason in reasons.pop()
+
+
+def test_duckdb_warehouse_reads_in_batches(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE t AS SELECT range AS id, 'x' || range AS v FROM range(2500)")
+    batches = list(read_model(str(path), "SELECT * FROM t ORDER BY id", batch_rows=1000))
+    assert sum(b.num_rows for b in batches) == 2500 and len(batches) >= 3
+    with pytest.raises(WarehouseError, match="does not exist"):
+        list(read_model(str(tmp_path / "missing.duckdb"), "SELECT 1"))
+    with pytest.raises(WarehouseError, match="SQL failed"):
+        list(read_model(str(path), "SELECT * FROM nope"))
