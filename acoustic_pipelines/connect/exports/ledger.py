@@ -625,20 +625,6 @@ class ExportLedger:
         """Connect refused the request (no job exists): its reservation is released."""
         return self._update(job_name, status=FAILED, error=error)
 
-    def mark_refused(self, job_name: str, *, error: str, now: datetime) -> LedgerJob:
-        """Connect answered DAILY_LIMIT_EXCEEDED: release the job and record the day exhausted."""
-        day = now.astimezone(UTC).date().isoformat()
-        return self._update(
-            job_name,
-            also=(
-                "INSERT OR REPLACE INTO exhausted_days (day, recorded_at, message) "
-                "VALUES (?, ?, ?)",
-                (day, _iso(now), error),
-            ),
-            status=REFUSED,
-            error=error,
-        )
-
     def mark_collected(
         self,
         job_name: str,

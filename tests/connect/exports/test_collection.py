@@ -285,7 +285,7 @@ def test_a_day_no_live_job_covers_is_named(ledger: ExportLedger) -> None:
     add(ledger, "b-1-2", 1, 2, minutes=0)
     add(ledger, "m-2", 2, 2, minutes=0, definition="marketing")
     add(ledger, "m-3", 3, 3, minutes=0, definition="marketing")
-    ledger.mark_refused("m-3", error="DAILY_LIMIT_EXCEEDED", now=NOW)
+    ledger.defer(["m-3"], reason="DAILY_LIMIT_EXCEEDED", now=NOW, until=NOW)
     with pytest.raises(MissingExportJobError) as caught:
         jobs_to_collect(ledger, ["behavior", "marketing"], [day(2), day(3)])
     message = str(caught.value)

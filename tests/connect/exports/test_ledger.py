@@ -6,8 +6,8 @@
   `QuotaRefusedError` whose breaches name the limit and the overage; nothing is written.
 - Usage of a UTC day T: jobs reserved on T; rows and bytes of live jobs reserved on T, plus those
   reserved on T-1 and not collected before T began; actual rows and bytes once collected, else
-  the estimates. `failed` and `refused` jobs do not count.
-- `mark_refused` marks the UTC day of `now` exhausted: every reservation of that UTC day (and only
+  the estimates. `failed`, `refused` and `deferred` jobs do not count.
+- `defer` marks the UTC day of `now` exhausted: every reservation of that UTC day (and only
   that day) raises `DayExhaustedError`.
 - `live_jobs_covering` finds live jobs of one definition whose window touches any given day;
   `attempts` counts the jobs of exactly one window, whatever their status.
@@ -37,7 +37,6 @@ from acoustic_pipelines.connect.exports.ledger import (
     DEFERRED,
     FAILED,
     LIVE_STATUSES,
-    REFUSED,
     RESERVED,
     SUBMITTED,
     UNKNOWN,
@@ -192,7 +191,7 @@ def test_a_job_that_exactly_fills_the_limits_fits(ledger: ExportLedger) -> None:
     assert ledger.usage(TODAY) == Usage(jobs=5, bytes=10_000, rows=1_000)
 
 
-def test_failed_and_refused_jobs_release_their_quota(ledger: ExportLedger) -> None:
+def test_failed_and_deferred_jobs_release_their_quota(ledger: ExportLedger) -> None:
     for index in range(5):
         reserve(ledger, f"job-{index}", rows=100, size=1_000)
     ledger.mark_unknown("job-0", error="read timeout")  # may exist at Connect: still counts
@@ -205,8 +204,10 @@ def test_failed_and_refused_jobs_release_their_quota(ledger: ExportLedger) -> No
     assert ledger.usage(TODAY) == Usage(jobs=4, bytes=4_000, rows=400)
     assert reserve(ledger, "job-5").created  # the failed job's place is free again
 
-    refused = ledger.mark_refused("job-2", error="DAILY_LIMIT_EXCEEDED", now=NOW)
-    assert refused.status == REFUSED
+    [deferred] = ledger.defer(
+        ["job-2"], reason="DAILY_LIMIT_EXCEEDED", now=NOW, until=at(TODAY + timedelta(days=1), 0)
+    )
+    assert deferred.status == DEFERRED
     assert ledger.usage(TODAY) == Usage(jobs=4, bytes=4_000, rows=400)
     # neither counts on the next day either
     assert ledger.usage(TODAY + timedelta(days=1)) == Usage(jobs=0, bytes=4_000, rows=400)
@@ -270,7 +271,7 @@ def test_an_exhausted_day_refuses_every_reservation_of_that_utc_day_only(
     ledger: ExportLedger,
 ) -> None:
     reserve(ledger, "sent")
-    ledger.mark_refused("sent", error="DAILY_LIMIT_EXCEEDED: 20 jobs", now=NOW)
+    ledger.defer(["sent"], reason="DAILY_LIMIT_EXCEEDED: 20 jobs", now=NOW, until=NOW)
     exhausted = ledger.exhausted(TODAY)
     assert exhausted is not None and "DAILY_LIMIT_EXCEEDED: 20 jobs" in exhausted
     assert ledger.exhausted(YESTERDAY) is None
@@ -289,8 +290,9 @@ def test_an_exhausted_day_refuses_every_reservation_of_that_utc_day_only(
         assert "DAILY_LIMIT_EXCEEDED: 20 jobs" in str(caught.value)
     assert [j.job_name for j in ledger.jobs()] == ["sent"]
     # a known job name is still answered with its row: a retried run learns what happened
-    known = reserve(ledger, "sent", now=at(TODAY, 13), limits=ROOM)
-    assert (known.created, known.job.status) == (False, REFUSED)
+    with pytest.raises(DayExhaustedError):  # a deferred job waits for the next UTC day too
+        reserve(ledger, "sent", now=at(TODAY, 13), limits=ROOM)
+    assert ledger.job("sent").status == DEFERRED
 
     # 2026-03-10 20:00 at -05:00 is 2026-03-11 01:00 UTC: the next UTC day
     next_day = datetime(2026, 3, 10, 20, 0, tzinfo=timezone(timedelta(hours=-5)))
@@ -512,9 +514,9 @@ def test_processes_creating_a_new_ledger_together_all_succeed(tmp_path: Path) ->
     assert ExportLedger(path).jobs() == []
 
 
-def test_a_refusal_for_an_unknown_job_records_nothing(ledger: ExportLedger) -> None:
+def test_a_deferral_of_an_unknown_job_records_nothing(ledger: ExportLedger) -> None:
     with pytest.raises(KeyError, match="nope"):
-        ledger.mark_refused("nope", error="DAILY_LIMIT_EXCEEDED", now=NOW)
+        ledger.defer(["nope"], reason="DAILY_LIMIT_EXCEEDED", now=NOW, until=NOW)
     assert ledger.exhausted(TODAY) is None
 
 

@@ -399,7 +399,9 @@ def test_a_plan_without_jobs_breaches_nothing(ledger: ExportLedger) -> None:
     # day 1 is covered by a job of yesterday whose rows (still counting today) pass the limit,
     # and today is exhausted
     add_job(ledger, "behavior", 1, 1, rows=3_000, now=NOW - timedelta(days=1))
-    ledger.mark_refused(add_job(ledger, "behavior", 9, 9), error="DAILY_LIMIT_EXCEEDED", now=NOW)
+    ledger.defer(
+        [add_job(ledger, "behavior", 9, 9)], reason="DAILY_LIMIT_EXCEEDED", now=NOW, until=NOW
+    )
     found = plan(ledger, [day(1)], config(BEHAVIOR, limits=ExportLimits(rows=1_000)))
     assert found.jobs == () and found.exhausted is not None
     assert found.used.rows == 3_000
@@ -409,7 +411,7 @@ def test_a_plan_without_jobs_breaches_nothing(ledger: ExportLedger) -> None:
 def test_an_exhausted_day_makes_every_limit_a_breach(ledger: ExportLedger) -> None:
     name = add_job(ledger, "marketing", 9, 9, rows=10, size=20)
     add_job(ledger, "marketing", 8, 8, rows=1, size=2)
-    ledger.mark_refused(name, error="DAILY_LIMIT_EXCEEDED: no more today", now=NOW)
+    ledger.defer([name], reason="DAILY_LIMIT_EXCEEDED: no more today", now=NOW, until=NOW)
     found = plan(ledger, [day(1)], config(BEHAVIOR))
     assert found.exhausted is not None and "DAILY_LIMIT_EXCEEDED: no more today" in found.exhausted
     assert [(b.limit, b.maximum, b.used, b.planned) for b in found.breaches] == [
@@ -438,7 +440,9 @@ def test_the_plan_survives_a_json_round_trip(ledger: ExportLedger) -> None:
     assert nothing.jobs == () and nothing.fits_through == day(2)
     assert ExportPlan.from_json(nothing.to_json().encode()) == nothing
 
-    ledger.mark_refused(add_job(ledger, "behavior", 9, 9), error="DAILY_LIMIT_EXCEEDED", now=NOW)
+    ledger.defer(
+        [add_job(ledger, "behavior", 9, 9)], reason="DAILY_LIMIT_EXCEEDED", now=NOW, until=NOW
+    )
     forced = plan(ledger, [day(2)], config(BEHAVIOR), force=True)
     assert forced.exhausted and forced.forced
     assert ExportPlan.from_json(forced.to_json()) == forced
@@ -446,7 +450,7 @@ def test_the_plan_survives_a_json_round_trip(ledger: ExportLedger) -> None:
 
 def test_nothing_fits_on_an_exhausted_day(ledger: ExportLedger) -> None:
     refused = add_job(ledger, "marketing", 9, 9)
-    ledger.mark_refused(refused, error="DAILY_LIMIT_EXCEEDED", now=NOW)
+    ledger.defer([refused], reason="DAILY_LIMIT_EXCEEDED", now=NOW, until=NOW)
     found = plan(ledger, span(1, 2), config(BEHAVIOR))
     assert found.jobs and found.exhausted and found.breaches
     assert found.fits_through is None
