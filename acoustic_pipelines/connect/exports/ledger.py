@@ -527,10 +527,10 @@ class ExportLedger:
     def release(self, job_names: Sequence[str]) -> None:
         """Forget reserved jobs that were never sent (an earlier job of their run failed)."""
         with self._transaction() as db:
-            db.executemany(
-                "DELETE FROM export_jobs WHERE job_name = ? AND status = ?",
-                [(name, RESERVED) for name in job_names],
-            )
+            for name in job_names:
+                db.execute(
+                    "DELETE FROM export_jobs WHERE job_name = ? AND status = ?", (name, RESERVED)
+                )
 
     def defer(
         self, job_names: Sequence[str], *, reason: str, now: datetime, until: datetime
@@ -544,7 +544,9 @@ class ExportLedger:
         day = now.astimezone(UTC).date().isoformat()
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO exhausted_days (day, recorded_at, message) VALUES (?, ?, ?)",
+                "INSERT INTO exhausted_days (day, recorded_at, message) VALUES (?, ?, ?) "
+                "ON CONFLICT (day) DO UPDATE SET recorded_at = excluded.recorded_at, "
+                "message = excluded.message",
                 (day, _iso(now), reason),
             )
             for name in job_names:
@@ -576,14 +578,12 @@ class ExportLedger:
         """Record a plan's verdict on each of its days (the latest one binds `export_jobs`)."""
         text = json.dumps([[b.limit, b.maximum, b.used, b.planned] for b in breaches])
         with self._transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO verdicts (day, plan_id, run_id, recorded_at, passed, "
-                "forced, breaches) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (d.isoformat(), plan_id, run_id, _iso(now), int(passed), int(forced), text)
-                    for d in days
-                ],
-            )
+            for d in days:
+                db.execute(
+                    "INSERT INTO verdicts (day, plan_id, run_id, recorded_at, passed, forced, "
+                    "breaches) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, plan_id) DO NOTHING",
+                    (d.isoformat(), plan_id, run_id, _iso(now), int(passed), int(forced), text),
+                )
 
     def _update(
         self, job_name: str, *, also: tuple[str, tuple[Any, ...]] | None = None, **values: Any
@@ -648,11 +648,13 @@ class ExportLedger:
                 raise KeyError(f"export ledger {self.path}: no job named {job_name!r}")
             job = _job(row)
             landed = dict.fromkeys(job.days) if days is None else dict(days)
-            db.executemany(
-                "INSERT OR REPLACE INTO collected_days (job_name, day, rows, collected_at) "
-                "VALUES (?, ?, ?, ?)",
-                [(job_name, d.isoformat(), n, _iso(collected_at)) for d, n in landed.items()],
-            )
+            for d, n in landed.items():
+                db.execute(
+                    "INSERT INTO collected_days (job_name, day, rows, collected_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (job_name, day) DO UPDATE SET "
+                    "rows = excluded.rows, collected_at = excluded.collected_at",
+                    (job_name, d.isoformat(), n, _iso(collected_at)),
+                )
             (done,) = db.execute(
                 "SELECT COUNT(*) FROM collected_days WHERE job_name = ? AND day >= ? AND day <= ?",
                 (job_name, job.window_start.isoformat(), job.window_end.isoformat()),
