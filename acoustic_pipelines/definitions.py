@@ -4,10 +4,17 @@ import dagster as dg
 
 from acoustic_pipelines import settings
 from assets import acoustic, automation, exports, segment, signals
+from assets.connections import build_connections, configured_connections
 from resources import AcousticConnectResource, LakeResource, SegmentArchiveResource
 from resources.acoustic_s3 import AcousticS3Resource
+from resources.connections import SegmentConnectionsResource
 from resources.exports import AcousticSftpResource, ExportLedgerResource
 from resources.pipeline_config import PipelineConfigResource
+
+# Segment Connections: one asset, job and (when scheduled) schedule per model of the config.
+connection_assets, connection_jobs, connection_schedules = build_connections(
+    configured_connections()
+)
 
 defs = dg.Definitions(
     assets=[
@@ -18,14 +25,16 @@ defs = dg.Definitions(
         exports.export_plan,
         exports.export_jobs,
         exports.exported_signals,
+        *connection_assets,
     ],
     asset_checks=[segment.raw_events_partition_consistent],
     jobs=[
         automation.daily_pipeline_job,
         automation.collect_exports_job,
         automation.submit_deferred_exports_job,
+        *connection_jobs,
     ],
-    schedules=[automation.daily_pipeline_schedule],
+    schedules=[automation.daily_pipeline_schedule, *connection_schedules],
     sensors=[automation.exported_files_sensor, automation.deferred_exports_sensor],
     resources={
         "segment_archive": SegmentArchiveResource(),
@@ -42,5 +51,6 @@ defs = dg.Definitions(
             key_path=dg.EnvVar(settings.ACOUSTIC_SFTP_KEY_PATH_ENV)
         ),
         "export_ledger": ExportLedgerResource(),
+        "segment_connections": SegmentConnectionsResource(),
     },
 )

@@ -29,6 +29,7 @@ from acoustic_pipelines.acoustic.test_mapping import (
     read_event,
     run_test_mapping,
 )
+from acoustic_pipelines.cli.connections import add_connections_commands
 from acoustic_pipelines.cli.sftp import add_sftp_commands
 from acoustic_pipelines.config.loading import ConfigError, PipelineConfig, load_config
 from acoustic_pipelines.connect.signals.content import TIERS
@@ -143,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sandbox.set_defaults(run=_run_sandbox)
     add_sftp_commands(commands)
+    add_connections_commands(commands)
     return parser
 
 

@@ -1,0 +1,66 @@
+"""Segment Connections: the sync ledger, the warehouse and the Tracking API sender for the assets."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from acoustic_pipelines import settings
+from acoustic_pipelines.config.connections import ConnectionsConfig
+from acoustic_pipelines.connections.ledger import SyncLedger
+from acoustic_pipelines.connections.sender import TrackingApiSender
+from acoustic_pipelines.connections.warehouse import WarehouseError, warehouse_location
+from acoustic_pipelines.database import open_database
+
+CONNECTIONS_LEDGER_ENV = "ACOUSTIC_PIPELINES_CONNECTIONS_LEDGER"
+CONNECTIONS_LEDGER_FILE = "_ledgers/connections.sqlite"
+
+
+class SegmentConnectionsResource(dg.ConfigurableResource):
+    """Where Segment Connections remembers its snapshots and sends, and how it reaches Segment.
+
+    The write key and the warehouse come from the environment variables the config's
+    `connections.write_key_env` and `connections.warehouse_env` name, read at run time.
+    """
+
+    ledger: str | None = Field(
+        default=None,
+        description=f"Ledger database: a SQLite file or a postgresql:// URL; unset: "
+        f"${CONNECTIONS_LEDGER_ENV}, else {CONNECTIONS_LEDGER_FILE} in a local lake",
+    )
+    max_attempts: int = Field(default=6, ge=1, description="Tries per Tracking API request.")
+
+    def sync_ledger(self) -> SyncLedger:
+        """The snapshot and sync ledger (SQLite by default, PostgreSQL by one setting)."""
+        location = self.ledger or os.environ.get(CONNECTIONS_LEDGER_ENV)
+        if not location:
+            lake = settings.lake_location()
+            if "://" in lake:
+                raise dg.Failure(
+                    description=f"the lake {lake} is not a local folder: set "
+                    f"{CONNECTIONS_LEDGER_ENV} to a SQLite file or a postgresql:// URL",
+                    allow_retries=False,
+                )
+            location = str(Path(lake) / CONNECTIONS_LEDGER_FILE)
+        return SyncLedger(open_database(location, name="segment_connections"))
+
+    def warehouse(self, config: ConnectionsConfig) -> str:
+        """The warehouse location (a DuckDB file or a PostgreSQL URL) from the environment."""
+        try:
+            return warehouse_location(config.warehouse_env)
+        except WarehouseError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+    def sender(self, config: ConnectionsConfig) -> TrackingApiSender:
+        """A Tracking API sender with the source's write key from the environment."""
+        write_key = os.environ.get(config.write_key_env, "")
+        if not write_key:
+            raise dg.Failure(
+                description=f"the environment variable {config.write_key_env} holds the HTTP API "
+                "source's write key and is not set",
+                allow_retries=False,
+            )
+        return TrackingApiSender(
+            endpoint=config.endpoint_url, write_key=write_key, max_attempts=self.max_attempts
+        )
