@@ -98,17 +98,13 @@ class ChangeSet:
 
     def changes(self, *, page_rows: int = DEFAULT_PAGE_ROWS) -> Iterator[list[Change]]:
         """Every change, a page at a time (added and updated rows with all their columns)."""
-        start = 0
-        while True:
-            rows = self._connection.execute(
-                "SELECT kind, record_key, checksum, row_json FROM changes "
-                "WHERE n > ? AND n <= ? ORDER BY n",
-                (start, start + page_rows),
-            ).fetchall()
-            if not rows:
-                return
-            yield [self._change(*row) for row in rows]
-            start += page_rows
+        cursor = self._connection.cursor()  # its own stream: one pass over the table
+        try:
+            cursor.execute("SELECT kind, record_key, checksum, row_json FROM changes ORDER BY n")
+            while rows := cursor.fetchmany(page_rows):
+                yield [self._change(*row) for row in rows]
+        finally:
+            cursor.close()
 
     def _change(self, kind: ChangeKind, key: str, checksum: str, row_json: str | None) -> Change:
         if row_json is None:  # deleted: the snapshot keeps the key alone
@@ -117,14 +113,15 @@ class ChangeSet:
 
     def rejections(self, *, page_rows: int = DEFAULT_PAGE_ROWS) -> Iterator[list[Rejection]]:
         """The rejected rows with their reasons, a page at a time."""
-        for start in range(0, self.counts.extracted, page_rows):
-            rows = self._connection.execute(
-                "SELECT record_key, reason, row_json FROM current WHERE reason IS NOT NULL "
-                "AND n > ? AND n <= ? ORDER BY n",
-                (start, start + page_rows),
-            ).fetchall()
-            if rows:
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute(
+                "SELECT record_key, reason, row_json FROM current WHERE reason IS NOT NULL ORDER BY n"
+            )
+            while rows := cursor.fetchmany(page_rows):
                 yield [Rejection(*row) for row in rows]
+        finally:
+            cursor.close()
 
     def close(self) -> None:
         """Drop the DuckDB database and its folder."""
