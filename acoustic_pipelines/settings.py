@@ -25,6 +25,8 @@ ACOUSTIC_SFTP_PORT_ENV: Final = "ACOUSTIC_SFTP_PORT"
 ACOUSTIC_SFTP_USER_ENV: Final = "ACOUSTIC_SFTP_USER"
 ACOUSTIC_SFTP_KEY_PATH_ENV: Final = "ACOUSTIC_SFTP_KEY_PATH"
 ACOUSTIC_SFTP_KNOWN_HOSTS_ENV: Final = "ACOUSTIC_SFTP_KNOWN_HOSTS"
+# Segment Connections: another Tracking API than the config's region or endpoint (the sandbox's).
+SEGMENT_TRACKING_API_ENDPOINT_ENV: Final = "SEGMENT_TRACKING_API_ENDPOINT"
 # The ledger of exportSignals jobs (a SQLite file on a local disk).
 EXPORT_LEDGER_ENV: Final = "ACOUSTIC_PIPELINES_EXPORT_LEDGER"
 EXPORT_LEDGER_FILE: Final = "_ledgers/export_jobs.sqlite"

@@ -21,7 +21,9 @@ class SegmentConnectionsResource(dg.ConfigurableResource):
     """Where Segment Connections remembers its snapshots and sends, and how it reaches Segment.
 
     The write key and the warehouse come from the environment variables the config's
-    `connections.write_key_env` and `connections.warehouse_env` name, read at run time.
+    `connections.write_key_env` and `connections.warehouse_env` name, read at run time;
+    `$SEGMENT_TRACKING_API_ENDPOINT`, when set, replaces the config's region or endpoint (the
+    sandbox sets it).
     """
 
     ledger: str | None = Field(
@@ -61,6 +63,7 @@ class SegmentConnectionsResource(dg.ConfigurableResource):
                 "source's write key and is not set",
                 allow_retries=False,
             )
+        endpoint = os.environ.get(settings.SEGMENT_TRACKING_API_ENDPOINT_ENV) or config.endpoint_url
         return TrackingApiSender(
-            endpoint=config.endpoint_url, write_key=write_key, max_attempts=self.max_attempts
+            endpoint=endpoint, write_key=write_key, max_attempts=self.max_attempts
         )

@@ -13,8 +13,11 @@ from acoustic_pipelines.config.loading import PipelineConfig
 from acoustic_pipelines.sandbox.connect.server import SANDBOX_API_KEY, serve_connect
 from acoustic_pipelines.sandbox.s3 import serve_s3
 from acoustic_pipelines.sandbox.sftp_server import client_settings, serve_sftp
+from acoustic_pipelines.sandbox.tracking_api import serve_tracking_api
 
 SANDBOX_APP_KEY = "sandbox-app-key"
+SANDBOX_WRITE_KEY = "sandbox-write-key"
+SANDBOX_SOURCE_ID = "retl_sandbox"
 
 
 def uses_real_acoustic() -> bool:
@@ -65,6 +68,21 @@ def sandbox_environment(
         )
         sftp = stack.enter_context(serve_sftp(sandbox=connect, port=sftp_port))
         sftp_login = client_settings(sandbox=connect, sftp=sftp, folder=folder)
+        tracking: dict[str, str] = {}
+        if config.connections is not None:
+            # Segment Connections' Tracking API: what it accepts lands in the local archive.
+            archive = settings.archive_location()
+            api = stack.enter_context(
+                serve_tracking_api(
+                    archive=Path(archive) if "://" not in archive else folder / "archive",
+                    write_key=SANDBOX_WRITE_KEY,
+                    source_id=SANDBOX_SOURCE_ID,
+                )
+            )
+            tracking = {
+                settings.SEGMENT_TRACKING_API_ENDPOINT_ENV: api.endpoint,
+                config.connections.write_key_env: SANDBOX_WRITE_KEY,
+            }
         yield {
             settings.ACOUSTIC_S3_ENDPOINT_ENV: s3.endpoint_url,
             settings.ACOUSTIC_S3_ACCESS_KEY_ENV: s3.access_key,
@@ -78,4 +96,5 @@ def sandbox_environment(
             settings.ACOUSTIC_SFTP_KNOWN_HOSTS_ENV: str(sftp_login.known_hosts),
             # The application key signals carry (any non-blank value suits the sandbox).
             config.signals.app_key_env: SANDBOX_APP_KEY,
+            **tracking,
         }
