@@ -1,0 +1,181 @@
+"""Throughput and peak memory of a Segment Connections sync against the Tracking API sandbox.
+
+    python benchmarks/bench_connections.py --rows 1000000
+
+Writes a DuckDB warehouse with a `customers` model of --rows rows (not measured), then runs, each
+in a fresh process so that peak RSS belongs to that step alone:
+
+- `read`: the warehouse's own time to read the model (`SELECT *` into Arrow batches);
+- `first`: the first sync (every row added, sent as identify calls);
+- `changed`: a sync after 5 % of the rows changed (only those are mapped and sent).
+
+The Tracking API sandbox runs in its own process (its memory is not counted). Prints seconds,
+records/s and peak RSS per step, and the ratio of the 5 %-change sync to the read (goal ≤ 2).
+Run by hand; never part of the pass/fail suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WRITE_KEY = "bench-write-key"
+MODEL = {
+    "name": "customers",
+    "table": "customers",
+    "primary_key": "id",
+    "mappings": [
+        {
+            "name": "Customer Traits",
+            "send": "added_or_updated",
+            "action": "sendIdentify",
+            "mapping": {
+                "user_id": {"@path": "$.properties.email"},
+                "traits": {
+                    "plan": {"@path": "$.properties.plan"},
+                    "ltv": {"@path": "$.properties.ltv"},
+                    "churn_score": {"@path": "$.properties.churn_score"},
+                },
+            },
+        }
+    ],
+}
+
+
+def main() -> None:
+    """Parse arguments; run the orchestrating parent or a measured child."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--child", choices=["read", "sync", "sandbox"], help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "sandbox":
+        serve_sandbox(Path(args.dir))
+        return
+    if args.child:
+        result = (
+            run_read(Path(args.dir))
+            if args.child == "read"
+            else run_sync(Path(args.dir), args.endpoint)
+        )
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-connections-") as folder:
+        run_parent(Path(folder), args.rows)
+
+
+def run_parent(folder: Path, rows: int) -> None:
+    """Write the warehouse, start the sandbox, run and report the three steps."""
+    import duckdb
+
+    warehouse = folder / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "CREATE TABLE customers AS SELECT range AS id, 'user' || range || '@example.com' AS email, "
+            "CASE range % 3 WHEN 0 THEN 'free' WHEN 1 THEN 'pro' ELSE 'max' END AS plan, "
+            "round(random() * 1000, 2) AS ltv, random() AS churn_score, "
+            f"TIMESTAMPTZ '2026-01-01' + to_seconds(range) AS signed_up FROM range({rows})"
+        )
+    sandbox = subprocess.Popen(
+        [sys.executable, __file__, "--child", "sandbox", "--dir", str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sandbox.stdout is not None
+        endpoint = sandbox.stdout.readline().strip()
+        read = child("read", folder, endpoint)
+        first = child("sync", folder, endpoint)
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute("UPDATE customers SET plan = 'enterprise' WHERE id % 20 = 0")
+        changed = child("sync", folder, endpoint)
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+    print(f"rows: {rows:,}")
+    print(
+        f"read    : {read['seconds']:.2f}s  {rows / read['seconds']:,.0f} rows/s  peak {read['peak_rss_mb']:.0f} MB"
+    )
+    for name, step in (("first", first), ("changed", changed)):
+        sent = step["sent"]
+        print(
+            f"{name:8}: {step['seconds']:.2f}s  {rows / step['seconds']:,.0f} records/s diffed, "
+            f"{sent:,} sent ({sent / step['seconds']:,.0f}/s)  peak {step['peak_rss_mb']:.0f} MB"
+        )
+    print(f"5%-change sync / read: {changed['seconds'] / read['seconds']:.2f}x")
+
+
+def run_read(folder: Path) -> dict[str, float]:
+    """The warehouse's own read of the model into Arrow."""
+    from acoustic_pipelines.connections.warehouse import read_model
+
+    started = time.perf_counter()
+    rows = sum(
+        b.num_rows for b in read_model(str(folder / "warehouse.duckdb"), "SELECT * FROM customers")
+    )
+    return {"seconds": time.perf_counter() - started, "rows": rows}
+
+
+def run_sync(folder: Path, endpoint: str) -> dict[str, float]:
+    """One sync of the model (ledger in SQLite beside the warehouse)."""
+    import yaml
+
+    from acoustic_pipelines.config.loading import parse_config
+    from acoustic_pipelines.connections.ledger import SyncLedger
+    from acoustic_pipelines.connections.sender import TrackingApiSender
+    from acoustic_pipelines.connections.sync import sync_model
+    from acoustic_pipelines.connections.warehouse import read_model
+    from acoustic_pipelines.database import open_database
+
+    config = parse_config(yaml.safe_dump({"destinations": [], "connections": {"models": [MODEL]}}))
+    assert config.connections is not None
+    model = config.connections.models[0]
+    ledger = SyncLedger(open_database(folder / "ledger.sqlite", name="bench"))
+    sender = TrackingApiSender(endpoint=endpoint, write_key=WRITE_KEY)
+    started = time.perf_counter()
+    report = sync_model(
+        model,
+        read_model(str(folder / "warehouse.duckdb"), model.sql),
+        ledger=ledger,
+        sender=sender,
+        retry_days=14,
+        workdir=folder,
+    )
+    return {
+        "seconds": time.perf_counter() - started,
+        "sent": report.mappings["Customer Traits"].sent,
+        "failed": report.mappings["Customer Traits"].failed,
+    }
+
+
+def serve_sandbox(folder: Path) -> None:
+    """The Tracking API sandbox, until terminated; prints its endpoint first."""
+    from acoustic_pipelines.sandbox.tracking_api import serve_tracking_api
+
+    with serve_tracking_api(archive=folder / "archive", write_key=WRITE_KEY) as sandbox:
+        print(sandbox.endpoint, flush=True)
+        while True:
+            time.sleep(1)
+
+
+def child(role: str, folder: Path, endpoint: str) -> dict[str, float]:
+    """Run one measured step in a fresh process."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", role, "--dir", str(folder), "--endpoint", endpoint],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()
