@@ -12,6 +12,16 @@ A partition may hold sub-folders, one dataset each (`date=…/destination=NAME/p
 create one with `Lake.stage_subfolder`, list them with `Lake.subfolders` and read one with
 `read_partition(dataset, day, subpath=...)`. Both swaps move sub-folders with the partition.
 
+Several datasets of one day written by one step (accepted and rejected events) are committed
+with `Lake.commit_together`: their old markers are removed first, then each staged partition is
+swapped in with a marker naming the commit's token and its partner datasets. A partition counts
+as present only when every partner's marker holds the same token, so a run killed between two
+swaps leaves neither visible, never half a day (the re-run commits it whole).
+
+Staged and trashed folders carry their writer's owner tag (`<pid>@<host>`, see `owners.py`): a
+later run removes those of dead writers and leaves a live writer's alone. One writer per
+partition is the job of a lease (`Lake.lease`, see `leases.py`), not of the orchestrator.
+
 A ledger partition (a record that must survive a killed run, e.g. `connect/signal_pushes`) is
 written in place instead, one file at a time: `Lake.write_file` / `Lake.replacing_file` replace
 one file atomically (a rename on a local folder, one object PUT on S3, never an append), and
@@ -22,10 +32,14 @@ drop what was written in place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -36,11 +50,27 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from acoustic_pipelines import settings
+from acoustic_pipelines.leases import (
+    DEFAULT_TTL_SECONDS,
+    DEFAULT_WAIT_SECONDS,
+    Lease,
+    LeaseStore,
+    SqliteLeaseStore,
+    hold_lease,
+)
+from acoustic_pipelines.owners import leftover_removable, owner_tag
 from acoustic_pipelines.storage import Location, StorageError
 
 SUCCESS_MARKER = "_SUCCESS"
 _STAGING = "_staging"
 _TRASH = "_trash"
+_LEASES = "_leases"
+_COMMIT = "_commit"  # the key of a joint commit's token and partners inside `_SUCCESS`
+# Test hook: a process whose environment names a pause point stops there (until killed) after
+# creating the file named by PAUSE_FLAG_ENV, so a test can kill it at that exact moment.
+PAUSE_AT_ENV = "ACOUSTIC_PIPELINES_PAUSE_AT"
+PAUSE_FLAG_ENV = "ACOUSTIC_PIPELINES_PAUSE_FLAG"
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +123,63 @@ class Lake:
             yield staged
         finally:
             _delete_dir_quietly(self.fs, path)
+
+    def commit_together(self, parts: Sequence[tuple[StagedPartition, dict[str, Any]]]) -> list[str]:
+        """Swap several staged partitions of one day in as one commit: all visible, or none.
+
+        Every part's old `_SUCCESS` is removed before any swap; each new marker names the
+        commit's token and its partners, and a partition whose partners do not hold the same
+        token reads as not committed. Returns the final folders, in the order given.
+        """
+        days = {staged.day for staged, _ in parts}
+        datasets = [staged.dataset for staged, _ in parts]
+        if len(days) != 1 or len(set(datasets)) != len(datasets):
+            raise ValueError(f"commit_together takes distinct datasets of one day, not {datasets}")
+        token = uuid.uuid4().hex
+        for staged, _ in parts:
+            self.unmark(staged.dataset, staged.day)
+        finals = []
+        for index, (staged, summary) in enumerate(parts):
+            if index:
+                _pause_point("lake.commit_together")
+            partners = [d for d in datasets if d != staged.dataset]
+            finals.append(
+                self.commit(staged, {**summary, _COMMIT: {"token": token, "with": partners}})
+            )
+        return finals
+
+    def lease_store(self) -> LeaseStore:
+        """Where this lake's leases are kept.
+
+        A local lake keeps them in `<lake>/_leases/leases.sqlite`; an S3 lake in the SQLite file
+        `$ACOUSTIC_PIPELINES_LEASES` (default: one per lake in the temp dir, which serializes the
+        runs of this machine only).
+        """
+        configured = os.environ.get(settings.LEASES_ENV)
+        if configured:
+            return SqliteLeaseStore(configured)
+        if self.location.is_local:
+            return SqliteLeaseStore(self.location.path(_LEASES, "leases.sqlite"))
+        name = "".join(c if c.isalnum() else "_" for c in self.location.root)
+        return SqliteLeaseStore(f"{tempfile.gettempdir()}/acoustic-pipelines-leases/{name}.sqlite")
+
+    def lease(
+        self,
+        dataset: str,
+        day: date,
+        *,
+        label: str = "",
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    ) -> contextlib.AbstractContextManager[Lease]:
+        """Hold the write lease of one partition for a block (see `leases.hold_lease`)."""
+        return hold_lease(
+            self.lease_store(),
+            f"{dataset}/date={day.isoformat()}",
+            label=label,
+            ttl_seconds=ttl_seconds,
+            wait_seconds=wait_seconds,
+        )
 
     def stage_subfolder(self, staged: StagedPartition, subpath: str) -> str:
         """Create a sub-folder (e.g. `destination=acoustic`) inside a staged partition; its path."""
@@ -186,12 +273,31 @@ class Lake:
     def summary(self, dataset: str, day: date) -> dict[str, Any]:
         """The `_SUCCESS` summary of a committed partition."""
         path = self.partition_path(dataset, day)
-        if not self.has_partition_marker(path):
+        summary = self._marker(path)
+        if summary is None:
             raise PartitionNotFound(
                 f"{self.location.uri_of(path)} is not materialized (no {SUCCESS_MARKER} marker)"
             )
-        with self.fs.open_input_stream(f"{path}/{SUCCESS_MARKER}") as stream:
-            return json.loads(stream.read())
+        commit = summary.pop(_COMMIT, None)
+        for partner in commit["with"] if commit else ():
+            marker = self._marker(self.partition_path(partner, day))
+            if (marker or {}).get(_COMMIT, {}).get("token") != commit["token"]:
+                raise PartitionNotFound(
+                    f"{self.location.uri_of(path)} is not materialized: it was committed "
+                    f"together with {partner}, which does not hold the same commit (a run was "
+                    f"interrupted while committing the day); materialize {day} again"
+                )
+        return summary
+
+    def _marker(self, path: str) -> dict[str, Any] | None:
+        """The content of a partition folder's `_SUCCESS`, or None when it has none."""
+        if not self.has_partition_marker(path):
+            return None
+        try:
+            with self.fs.open_input_stream(f"{path}/{SUCCESS_MARKER}") as stream:
+                return json.loads(stream.read())
+        except FileNotFoundError:  # removed since it was seen
+            return None
 
     def parquet_files(self, dataset: str, day: date, subpath: str | None = None) -> list[str]:
         """The Parquet files of a committed partition (or of one sub-folder of it), sorted.
@@ -202,9 +308,9 @@ class Lake:
         self.summary(dataset, day)  # raises unless committed
         path = self.partition_path(dataset, day)
         if subpath is None:
-            return sorted(i.path for i in _files(self.fs, path) if i.path.endswith(".parquet"))
+            return sorted(i.path for i in _files(self.fs, path) if _is_data_file(i))
         folder = f"{path}/{_checked_subpath(subpath)}"
-        files = sorted(i.path for i in _files(self.fs, folder) if i.path.endswith(".parquet"))
+        files = sorted(i.path for i in _files(self.fs, folder) if _is_data_file(i))
         if not files:
             known = ", ".join(self.subfolders(dataset, day)) or "none"
             raise PartitionNotFound(
@@ -248,17 +354,40 @@ class Lake:
         return sorted({p.split("/", 1)[0] for p in nested if "/" in p})
 
     def _remove_stale_staging(self, dataset: str, day: date) -> None:
-        """Remove what a killed run left in `_staging`/`_trash` for this partition."""
+        """Remove what dead writers left in `_staging`/`_trash` for this partition.
+
+        A live writer's folders (its owner tag names a process alive on this host, or another
+        host's recent one) are left alone.
+        """
         prefix = f"date={day.isoformat()}-"
         for folder in (_STAGING, _TRASH):
             for info in _entries(self.fs, self.location.path(dataset, folder)):
-                if info.base_name.startswith(prefix):
-                    log.warning("removing leftover %s from an interrupted run", info.path)
+                if not info.base_name.startswith(prefix):
+                    continue
+                mtime = info.mtime.timestamp() if info.mtime is not None else None
+                if leftover_removable(info.base_name, mtime):
+                    log.warning("removing leftover %s of an interrupted run", info.path)
                     _delete_dir_quietly(self.fs, info.path)
 
 
 def _aside_name(day: date) -> str:
-    return f"date={day.isoformat()}-{uuid.uuid4().hex[:12]}"
+    return f"date={day.isoformat()}-{uuid.uuid4().hex[:12]}-{owner_tag()}"
+
+
+def _is_data_file(info: pafs.FileInfo) -> bool:
+    return info.path.endswith(".parquet") and info.base_name[0] not in "_."
+
+
+def _pause_point(name: str) -> None:
+    """Stop here for good when the environment names this point (a test then kills the process)."""
+    if os.environ.get(PAUSE_AT_ENV) != name:
+        return
+    flag = os.environ.get(PAUSE_FLAG_ENV)
+    if flag:
+        with open(flag, "w") as out:
+            out.write(str(os.getpid()))
+    while True:
+        time.sleep(3600)
 
 
 def _entries(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:

@@ -30,6 +30,8 @@ SEGMENT_TRACKING_API_ENDPOINT_ENV: Final = "SEGMENT_TRACKING_API_ENDPOINT"
 # The ledger of exportSignals jobs (a SQLite file on a local disk).
 EXPORT_LEDGER_ENV: Final = "ACOUSTIC_PIPELINES_EXPORT_LEDGER"
 EXPORT_LEDGER_FILE: Final = "_ledgers/export_jobs.sqlite"
+# Partition write leases (a SQLite file on a local disk); unset: `<lake>/_leases/leases.sqlite`.
+LEASES_ENV: Final = "ACOUSTIC_PIPELINES_LEASES"
 
 DEFAULT_ARCHIVE: Final = "./sample-archive"
 DEFAULT_LAKE: Final = "./lake"

@@ -160,3 +160,20 @@ def staging_entries(lake: Lake) -> list[str]:
         lake.location.path(DATASET, "_staging"), allow_not_found=True, recursive=True
     )
     return [i.path for i in lake.fs.get_file_info(selector) if i.type == pafs.FileType.File]
+
+
+def test_datasets_committed_together_are_visible_only_together(lake: Lake) -> None:
+    other = "segment/rejected_events"
+    with lake.stage(DATASET, DAY) as first, lake.stage(other, DAY) as second:
+        for staged, values in ((first, [1, 2]), (second, [3])):
+            pq.write_table(
+                pa.table({"v": values}), staged.file("part-00000.parquet"), filesystem=lake.fs
+            )
+        lake.commit_together([(first, {"rows": 2}), (second, {"rows": 1})])
+    assert read(lake) == [1, 2] and lake.summary(other, DAY) == {"rows": 1}
+    # Only one of the two replaced (what a run killed between the two swaps leaves): neither
+    # reads as committed any more.
+    write(lake, [9])
+    with pytest.raises(PartitionNotFound, match=f"together with {DATASET}"):
+        lake.summary(other, DAY)
+    assert read(lake) == [9]  # a plain commit stands on its own

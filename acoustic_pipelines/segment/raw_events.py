@@ -11,14 +11,19 @@ Two streaming passes, bounded memory whatever the day's size:
    counted on the way.
 
 Before anything is committed, the row counts of the written files are checked against the lines
-read: every line lands in exactly one of accepted, rejected or duplicate.
+read: every line lands in exactly one of accepted, rejected or duplicate. Both datasets are then
+committed together (`Lake.commit_together`): visible together or not at all.
+
+One writer per day: the ingest holds the partition's lease (`Lake.lease`) from before it stages
+until after it commits; a second run of the same day waits for it (or fails naming the holder
+after `lease_wait_seconds`). The scratch folder (`raw-events-<pid>@<host>-*` in the temp dir) is
+removed on success and failure, and by the next ingest when a killed run left it.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +40,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from acoustic_pipelines.lake import Lake, StagedPartition
+from acoustic_pipelines.leases import DEFAULT_WAIT_SECONDS
+from acoustic_pipelines.owners import owned_scratch
 from acoustic_pipelines.segment import spec
 from acoustic_pipelines.segment.archive import ArchiveDay, list_archive_day, read_lines
 from acoustic_pipelines.segment.dedupe import KeySpill, distinct_ids, find_duplicates
@@ -79,6 +86,7 @@ _REJECTED_PARQUET_OPTIONS: dict[str, Any] = {
     "write_statistics": ["file", "line_number", "reason"],
 }
 PREVIEW_ROWS = 5
+SCRATCH_PREFIX = "raw-events-"
 PROGRESS_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
@@ -145,6 +153,7 @@ def ingest_day(
     batch_rows: int = 8192,
     scratch_dir: str | None = None,
     on_progress: ProgressCallback | None = None,
+    lease_wait_seconds: float = DEFAULT_WAIT_SECONDS,
 ) -> IngestReport:
     """Read `day` of the archive and replace that day's raw and rejected partitions in the lake.
 
@@ -155,8 +164,10 @@ def ingest_day(
         batch_rows: rows per Arrow batch and Parquet row group.
         scratch_dir: local folder for the intermediate files (default: the system's temp dir).
         on_progress: called with a one-line progress message every few seconds and at the end.
+        lease_wait_seconds: how long to wait for another run writing the same day.
 
     Raises:
+        LeaseHeld: another run still writes the day after `lease_wait_seconds` (it is named).
         ArchiveReadError: an archive file is truncated or corrupt (nothing is committed).
         AccountingError: the written rows do not add up to the lines read (nothing is committed).
     """
@@ -167,7 +178,10 @@ def ingest_day(
         f"{day}: {len(listing.files)} archive files, {listing.compressed_bytes:,} bytes compressed"
     )
     with (
-        tempfile.TemporaryDirectory(prefix="raw-events-", dir=scratch_dir) as scratch,
+        lake.lease(
+            RAW_EVENTS, day, label="segment/raw_events ingest", wait_seconds=lease_wait_seconds
+        ),
+        owned_scratch(SCRATCH_PREFIX, scratch_dir) as scratch,
         lake.stage(RAW_EVENTS, day) as raw_stage,
         lake.stage(REJECTED_EVENTS, day) as rejected_stage,
     ):
@@ -179,8 +193,9 @@ def ingest_day(
         rejected.close()
         _check_accounting(lake, scan, raw_stage, rejected_stage, duplicates)
         summary = {"lines_read": scan.lines_read, "accepted": stats.rows, "duplicates": duplicates}
-        lake.commit(rejected_stage, {**summary, "rejected": rejected.rows})
-        lake.commit(raw_stage, summary)
+        lake.commit_together(
+            [(raw_stage, summary), (rejected_stage, {**summary, "rejected": rejected.rows})]
+        )
     report = IngestReport(
         day=day,
         files=len(listing.files),

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from acoustic_pipelines.lake import Lake
+from acoustic_pipelines.lake import Lake, PartitionNotFound
 from acoustic_pipelines.segment import spec
 from acoustic_pipelines.segment.archive import (
     ArchiveReadError,
@@ -222,3 +228,124 @@ def test_archive_and_lake_on_s3(s3_endpoint: str, s3_bucket: str) -> None:
         pq.ParquetFile(lake.parquet_files(RAW_EVENTS, DAY)[0], filesystem=lake.fs).metadata.num_rows
         == report.accepted
     )
+
+
+# A real process runs the ingest: it waits for its `go` file (so imports are done before the
+# race starts), ingests, and prints its counts. The kill tests SIGKILL it.
+INGEST_PROCESS = """
+import os, sys, time
+from datetime import date
+from acoustic_pipelines.lake import Lake, PartitionNotFound
+from acoustic_pipelines.segment.raw_events import ingest_day
+from acoustic_pipelines.storage import open_location
+
+archive, lake, scratch, go = sys.argv[1:5]
+while not os.path.exists(go):
+    time.sleep(0.005)
+report = ingest_day(
+    open_location(archive), Lake(open_location(lake)), date(2026, 11, 20), scratch_dir=scratch
+)
+print(report.lines_read, report.accepted, report.rejected, report.duplicates, flush=True)
+"""
+
+
+def start_ingest(
+    archive: Path, lake: Path, scratch: Path, go: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", INGEST_PROCESS, str(archive), str(lake), str(scratch), str(go)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_until(condition: Any, process: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"the ingest ended before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def leftovers(lake_dir: Path, scratch: Path) -> list[str]:
+    """Staging and trash folders in the lake, and scratch folders: what a clean run leaves none of."""
+    found = [p.name for p in scratch.glob("raw-events-*")]
+    for dataset in (RAW_EVENTS, REJECTED_EVENTS):
+        for folder in ("_staging", "_trash"):
+            found += [p.name for p in (lake_dir / dataset / folder).glob("*")]
+    return found
+
+
+def test_a_kill_at_the_commit_boundary_leaves_nothing_half_visible(tmp_path: Path) -> None:
+    archive_dir, lake_dir, scratch = tmp_path / "archive", tmp_path / "lake", tmp_path / "scratch"
+    scratch.mkdir()
+    archive, lake = open_location(str(archive_dir)), Lake(open_location(str(lake_dir)))
+    write_sample_archive(archive, DAY, events=500, bad_rate=0.05, seed=2)
+    ingest_day(archive, lake, DAY, scratch_dir=str(scratch))  # yesterday's version of the day
+    sample = write_sample_archive(archive, DAY, events=2_000, bad_rate=0.05, seed=9)
+    flag, go = tmp_path / "paused", tmp_path / "go"
+    go.touch()
+    env = {
+        "ACOUSTIC_PIPELINES_PAUSE_AT": "lake.commit_together",
+        "ACOUSTIC_PIPELINES_PAUSE_FLAG": str(flag),
+    }
+    process = start_ingest(archive_dir, lake_dir, scratch, go, env)
+    try:
+        wait_until(flag.exists, process, "it reached the commit boundary")
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    # One dataset was swapped in, the other not: neither reads as committed, old or new.
+    for dataset in (RAW_EVENTS, REJECTED_EVENTS):
+        with pytest.raises(PartitionNotFound, match="not materialized"):
+            lake.read_partition(dataset, DAY)
+    assert any(p.name.startswith("raw-events-") for p in scratch.iterdir())  # what the kill left
+
+    report = ingest_day(archive, lake, DAY, scratch_dir=str(scratch))
+    assert report.lines_read == 2_000 and report.accepted == sample.expected_accepted
+    assert lake.read_partition(RAW_EVENTS, DAY).count_rows() == sample.expected_accepted
+    rejected = lake.read_partition(REJECTED_EVENTS, DAY).count_rows()
+    assert rejected == sum(sample.expected_rejects.values()) == report.rejected + report.duplicates
+    assert leftovers(lake_dir, scratch) == []
+
+
+@pytest.fixture(scope="module")
+def busy_archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    root = tmp_path_factory.mktemp("busy-archive")
+    sample = write_sample_archive(
+        open_location(str(root)), DAY, events=30_000, bad_rate=0.01, seed=4
+    )
+    return root, sample
+
+
+def test_two_concurrent_ingests_of_one_day_give_exact_counts(
+    tmp_path: Path, busy_archive: tuple[Path, Any]
+) -> None:
+    archive_dir, sample = busy_archive
+    lake_dir, scratch = tmp_path / "lake", tmp_path / "scratch"
+    scratch.mkdir()
+    go_a, go_b = tmp_path / "go-a", tmp_path / "go-b"
+    first = start_ingest(archive_dir, lake_dir, scratch, go_a)
+    second = start_ingest(archive_dir, lake_dir, scratch, go_b)
+    staging = lake_dir / RAW_EVENTS / "_staging"
+    try:
+        go_a.touch()
+        wait_until(lambda: any(staging.glob("date=*")), first, "the first run staged its files")
+        go_b.touch()  # the second starts while the first is writing
+        outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    finally:
+        for process in (first, second):
+            process.kill()
+            process.wait()
+    assert [first.returncode, second.returncode] == [0, 0]
+    expected = (
+        f"30000 {sample.expected_accepted} "
+        f"{sum(sample.expected_rejects.values()) - sample.expected_rejects[spec.DUPLICATE_MESSAGE_ID]} "
+        f"{sample.expected_rejects[spec.DUPLICATE_MESSAGE_ID]}"
+    )
+    assert [o.strip() for o in outputs] == [expected, expected]
+    lake = Lake(open_location(str(lake_dir)))
+    assert lake.read_partition(RAW_EVENTS, DAY).count_rows() == sample.expected_accepted
+    assert len(lake.parquet_files(RAW_EVENTS, DAY)) == 1
+    assert leftovers(lake_dir, scratch) == []
