@@ -5,6 +5,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from acoustic_pipelines.lake import PartitionNotFound
+from acoustic_pipelines.leases import LeaseHeld
 from acoustic_pipelines.segment.archive import ArchiveReadError
 from acoustic_pipelines.segment.raw_events import (
     RAW_EVENTS,
@@ -68,6 +69,8 @@ def raw_events(
         )
     except (AccountingError, ArchiveReadError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except LeaseHeld as exc:  # another run still writes the day: a later retry succeeds
+        raise dg.Failure(description=str(exc), allow_retries=True) from exc
     return dg.MaterializeResult(
         metadata=raw_events_metadata(report),
         check_results=[reject_rate_result(report, config.max_reject_rate)],

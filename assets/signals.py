@@ -16,6 +16,7 @@ from acoustic_pipelines.connect.signals.pushes import PushReport, SignalPushErro
 from acoustic_pipelines.connect.signals.rejected import REJECTED_SIGNALS
 from acoustic_pipelines.connect.signals.rules import SignalSettings
 from acoustic_pipelines.lake import Lake, PartitionNotFound
+from acoustic_pipelines.leases import LeaseHeld, LeaseLost
 from acoustic_pipelines.segment.raw_events import RAW_EVENTS
 from assets.markdown import markdown_table
 from assets.partitions import daily_partitions
@@ -35,6 +36,13 @@ class SignalPushesConfig(dg.Config):
     dry_run: bool = Field(
         default=False,
         description="Build, validate and count the day's signals; send nothing, write nothing.",
+    )
+    resend_unknown: bool = Field(
+        default=False,
+        description="Send again, in batches of their own, the signals whose outcome is unknown "
+        "(an answer lost to a dropped connection or a killed run); signals known sent are "
+        "skipped. At-least-once for those signals only: Connect has no idempotency key, so one "
+        "whose lost answer had been stored is then held twice (`resent_unknown` counts them).",
     )
     force_resend: bool = Field(
         default=False,
@@ -61,8 +69,9 @@ class SignalPushesConfig(dg.Config):
         dg.AssetCheckSpec(
             OUTCOMES_CHECK,
             asset=SIGNAL_PUSHES_KEY,
-            description="Warns when some signals' outcome is unknown (a run died mid-call): "
-            "they are not sent again unless `force_resend` is set.",
+            description="Warns when some signals' outcome is unknown (a dropped connection or "
+            "a run that died mid-call): they are not sent again unless a run sets "
+            "`resend_unknown` (at-least-once for them).",
         )
     ],
 )
@@ -80,10 +89,10 @@ def signal_pushes(
     content rules for the subscription tier and sent with `createSignals`, 500 a call. The
     partition is the day's ledger, `connect/signal_pushes/date=…/`: every batch with its message
     ids, rules and the signal ids Connect returned (`ledger.parquet`). A re-run sends only what
-    was not sent yet, so it is safe to re-materialize; signals whose outcome a killed run left
-    unknown are not sent again unless `force_resend` is set. Signals that break a rule go to
-    `connect/rejected_signals` with every problem. The application key is read from the
-    environment variable named by `signals.app_key_env`.
+    was not sent yet, so it is safe to re-materialize; signals whose answer was lost are not
+    sent again unless a run sets `resend_unknown` (at-least-once for them). Signals that break a
+    rule go to `connect/rejected_signals` with every problem. The application key is read from
+    the environment variable named by `signals.app_key_env`.
     """
     day = context.partition_time_window.start.date()
     signals = pipeline_config.load().signals
@@ -103,6 +112,7 @@ def signal_pushes(
             client_factory=lambda: acoustic_connect.get_client(signals.tier),
             concurrency=config.concurrency,
             force_resend=config.force_resend,
+            resend_unknown=config.resend_unknown,
             dry_run=config.dry_run,
             on_progress=context.log.info,
         )
@@ -112,6 +122,8 @@ def signal_pushes(
         ) from exc
     except LedgerError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except (LeaseHeld, LeaseLost) as exc:  # another push of the day: a later retry resumes
+        raise dg.Failure(description=str(exc), allow_retries=True) from exc
     except SignalPushError as exc:
         raise dg.Failure(
             description=str(exc).replace(app_key, "[redacted]"),
@@ -149,19 +161,22 @@ def _summary_line(report: PushReport) -> str:
 
 
 def outcomes_result(report: PushReport) -> dg.AssetCheckResult:
-    """WARN when some signals' outcome is unknown: only `force_resend` sends them again."""
+    """WARN when some signals' outcome is unknown: only `resend_unknown` sends them again."""
     return dg.AssetCheckResult(
         check_name=OUTCOMES_CHECK,
         passed=report.unknown_outcome == 0,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"{report.unknown_outcome:,} signals of unknown outcome (a run died during their "
-            "call): Connect may or may not hold them; they are not sent again unless a run "
-            "sets force_resend"
+            f"{report.unknown_outcome:,} signals of unknown outcome (their answer was lost): "
+            "Connect may or may not hold them; they are not sent again unless a run sets "
+            "resend_unknown (at-least-once for them: Connect has no idempotency key)"
             if report.unknown_outcome
             else "every signal's outcome is known"
         ),
-        metadata={"unknown_outcome": dg.MetadataValue.int(report.unknown_outcome)},
+        metadata={
+            "unknown_outcome": dg.MetadataValue.int(report.unknown_outcome),
+            "resent_unknown": dg.MetadataValue.int(report.resent_unknown),
+        },
     )
 
 
@@ -175,6 +190,7 @@ def push_metadata(
         "signals_sent": report.signals_sent,
         "signals_skipped": report.signals_skipped,
         "unknown_outcome": report.unknown_outcome,
+        "resent_unknown": report.resent_unknown,
         "signals_refused": report.signals_refused,
         "signals_not_sent": report.signals_not_sent,
         "rejected": report.rejected,

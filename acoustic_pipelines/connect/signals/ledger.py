@@ -10,7 +10,8 @@ place, one object per batch, so it survives a run killed at any point (never thr
   `failed` (Connect answered with an error, so nothing was stored; the error, never the API key)
   or `unknown` (no answer came back after the request may have reached Connect). Keys:
   `run`, `batch`, `status`, `keys` ([message_id, rule] pairs), `signal_types`, `signal_ids`,
-  `error` ({code, http_status, message} or null), `written_at`.
+  `error` ({code, http_status, message} or null), `resend` (true when the batch resends signals
+  of unknown outcome: `resend_unknown`), `written_at`.
 - `ledger.parquet`: every batch entry consolidated at the end of a completed run, one row per
   signal and batch: message_id, rule, signal_type, batch, signal_id (null unless sent), status.
 - `_SUCCESS`: the run's summary; removed while a run is under way, so the consolidated files
@@ -88,6 +89,7 @@ class BatchEntry:
     signal_ids: tuple[str, ...] = ()
     error: dict[str, Any] | None = None
     written_at: str = ""
+    resend: bool = False
 
     @property
     def name(self) -> str:
@@ -111,6 +113,7 @@ class BatchEntry:
                 "signal_types": list(self.signal_types),
                 "signal_ids": list(self.signal_ids),
                 "error": self.error,
+                "resend": self.resend,
                 "written_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             },
             ensure_ascii=False,
@@ -131,6 +134,7 @@ class BatchEntry:
                 signal_ids=tuple(str(i) for i in raw.get("signal_ids") or ()),
                 error=raw.get("error"),
                 written_at=str(raw.get("written_at", "")),
+                resend=bool(raw.get("resend", False)),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise LedgerError(f"ledger entry {where} cannot be read: {exc!r}") from None
@@ -222,10 +226,15 @@ class PushLedger:
         self.lake.write_file(SIGNAL_PUSHES, self.day, name, entry.to_json())
 
     def start_batch(
-        self, number: int, keys: Sequence[tuple[str, str]], types: Sequence[str]
+        self,
+        number: int,
+        keys: Sequence[tuple[str, str]],
+        types: Sequence[str],
+        *,
+        resend: bool = False,
     ) -> BatchEntry:
         """Record a batch as `sending`, before its call; the entry to finish afterwards."""
-        entry = BatchEntry(self.run, number, SENDING, tuple(keys), tuple(types))
+        entry = BatchEntry(self.run, number, SENDING, tuple(keys), tuple(types), resend=resend)
         self.record(entry)
         return entry
 

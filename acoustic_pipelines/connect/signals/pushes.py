@@ -6,11 +6,20 @@ and sends the valid signals in batches of at most 500 from a pool of `concurrenc
 each with its own :class:`ConnectClient`, holding at most 2 × `concurrency` batches in flight:
 memory stays bounded whatever the day's size.
 
-Never twice: every batch is recorded in the day's ledger
-(:mod:`~acoustic_pipelines.connect.signals.ledger`) as `sending` before its call and as `sent`,
-`failed` or `unknown` after it. A re-run skips keys already sent
-and, at most once, does not send again keys whose outcome is unknown (a run killed mid-call): it
-counts them as `unknown_outcome`. `force_resend=True` sends everything again.
+Never twice: the push holds the day's lease (`Lake.lease`) from before it reads the ledger until
+it ends, so a second push of the same day — by hand, a backfill and a schedule at once, another
+machine on the same lease store — waits for it (then sends only what is left) or fails naming
+it, whatever the orchestrator's pool settings; each batch confirms the lease before its call.
+Every batch is recorded in the day's ledger (:mod:`~acoustic_pipelines.connect.signals.ledger`)
+as `sending` before its call and as `sent`, `failed` or `unknown` after it. A re-run skips keys
+already sent and does not send again keys whose outcome is unknown (a call whose answer never
+came: dropped connection, a run killed mid-call): it counts them as `unknown_outcome`.
+
+Recovering lost answers: `resend_unknown=True` sends the keys of unknown outcome again, in
+batches of their own (never with keys known to be sent, which are skipped). This is
+at-least-once for those signals only — Connect has no idempotency key, so a signal whose lost
+answer had in fact been stored is then held twice; `resent_unknown` counts them.
+`force_resend=True` sends everything again.
 
 A batch Connect refuses (`BAD_USER_INPUT`, `FORBIDDEN`): the signals its errors name go to
 `connect/rejected_signals` with those errors and the others are sent once more in a batch of
@@ -40,6 +49,7 @@ from acoustic_pipelines.connect.errors import (
 from acoustic_pipelines.connect.signals.content import MAX_SIGNALS_PER_CALL
 from acoustic_pipelines.connect.signals.ledger import (
     SENT,
+    SIGNAL_PUSHES,
     UNKNOWN,
     LedgerState,
     PushLedger,
@@ -59,6 +69,7 @@ from acoustic_pipelines.connect.signals.sender import (
     ClientFactory,
 )
 from acoustic_pipelines.lake import Lake
+from acoustic_pipelines.leases import DEFAULT_WAIT_SECONDS
 from acoustic_pipelines.segment.raw_events import RAW_EVENTS, parse_payload
 
 __all__ = ["PushReport", "SignalPushError", "push_day"]
@@ -87,6 +98,8 @@ class PushReport:
         signals_sent: signals Connect accepted in this run.
         signals_skipped: signals an earlier run had sent.
         unknown_outcome: signals whose call may or may not have been stored (not sent again).
+        resent_unknown: signals of unknown outcome sent again (`resend_unknown`) and stored
+            now: at-least-once, Connect may hold them twice.
         signals_refused: signals Connect refused (also counted as rejected).
         signals_not_sent: built but not sent: a dry run, or a push stopped by an error.
         calls, retries: HTTP requests made and retries among them (the clients' stats).
@@ -95,6 +108,7 @@ class PushReport:
     day: date
     dry_run: bool
     force_resend: bool
+    resend_unknown: bool
     events_read: int
     built_by_type: Mapping[str, int]
     rejected_by_reason: Mapping[str, int]
@@ -105,6 +119,7 @@ class PushReport:
     signals_sent: int
     signals_skipped: int
     unknown_outcome: int
+    resent_unknown: int
     signals_refused: int
     signals_not_sent: int
     calls: int
@@ -156,8 +171,8 @@ class SignalPushError(RuntimeError):
         self.report = report
         self.error = error
         unknown = (
-            f"; {report.unknown_outcome:,} signals of unknown outcome will not be sent again "
-            "unless forced (force_resend)"
+            f"; {report.unknown_outcome:,} signals of unknown outcome are not sent again unless "
+            "a run sets resend_unknown (at-least-once for them: Connect has no idempotency key)"
             if report.unknown_outcome
             else ""
         )
@@ -183,8 +198,10 @@ def push_day(
     batch_size: int = MAX_SIGNALS_PER_CALL,
     concurrency: int = 4,
     force_resend: bool = False,
+    resend_unknown: bool = False,
     dry_run: bool = False,
     on_progress: ProgressCallback | None = None,
+    lease_wait_seconds: float = DEFAULT_WAIT_SECONDS,
 ) -> PushReport:
     """Send the day's signals once each; return what was built, sent, skipped and rejected.
 
@@ -196,31 +213,51 @@ def push_day(
         batch_size: Signals per `createSignals` call, at most 500.
         concurrency: Calls in flight at once.
         force_resend: Send every signal again, whatever the ledger says.
+        resend_unknown: Send again the signals whose outcome is unknown, in batches of their
+            own; those known to be sent are skipped (at-least-once for the resent ones).
         dry_run: Build, validate and count only: nothing is sent or written.
         on_progress: Called with a progress line every few seconds.
+        lease_wait_seconds: How long to wait for another push of the same day.
 
     Raises:
         PartitionNotFound: `segment/raw_events` has no committed partition for `day`.
+        LeaseHeld: another push of the day still runs after `lease_wait_seconds` (named).
+        LeaseLost: this push's lease expired or was taken over; it stopped sending.
         SignalPushError: an error stopped the push (its report says what was done).
     """
     _check_options(batch_size, concurrency, client_factory, dry_run)
     lake.summary(RAW_EVENTS, day)  # PartitionNotFound before anything is touched
     started = time.monotonic()
     ledger = None if dry_run else PushLedger(lake, day)
-    state = LedgerState() if ledger is None or force_resend else ledger.load()
-    tally = _Tally(batches_skipped=0 if force_resend else state.batches_kept)
     with ExitStack() as stack:
+        lease = None
+        if ledger is not None:
+            label = f"signal push {ledger.run}"
+            lease = stack.enter_context(
+                lake.lease(SIGNAL_PUSHES, day, label=label, wait_seconds=lease_wait_seconds)
+            )
+        state = LedgerState() if ledger is None or force_resend else ledger.load()
+        tally = _Tally(batches_skipped=0 if force_resend else state.batches_kept)
         rejects = None if dry_run else stack.enter_context(RejectWriter(lake, day))
         sender = None
         if ledger is not None and client_factory is not None:
             secrets = (settings.app_key,)
             sender = stack.enter_context(
-                BatchSender(ledger, client_factory, concurrency, secrets=secrets)
+                BatchSender(ledger, client_factory, concurrency, secrets=secrets, lease=lease)
             )
             ledger.begin()
-        push = _Push(tally, state, rejects, sender, batch_size, _Progress(on_progress, tally))
+        push = _Push(
+            tally,
+            state,
+            rejects,
+            sender,
+            batch_size,
+            _Progress(on_progress, tally),
+            resend_unknown=resend_unknown and not force_resend,
+        )
         push.run(_day_signals(lake, day, rules, settings, tally))
-        report = tally.report(day, dry_run, force_resend, sender, time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        report = tally.report(day, dry_run, force_resend, push.resend_unknown, sender, elapsed)
         if push.error is not None:
             uri = ledger.uri if ledger is not None else None
             raise SignalPushError(replace(report, ledger_uri=uri), push.error)
@@ -286,6 +323,7 @@ class _Tally:
     signals_sent: int = 0
     signals_skipped: int = 0
     unknown_outcome: int = 0
+    resent_unknown: int = 0
     signals_refused: int = 0
     signals_not_sent: int = 0
 
@@ -299,6 +337,7 @@ class _Tally:
         day: date,
         dry_run: bool,
         force_resend: bool,
+        resend_unknown: bool,
         sender: BatchSender | None,
         seconds: float,
     ) -> PushReport:
@@ -308,6 +347,7 @@ class _Tally:
             day=day,
             dry_run=dry_run,
             force_resend=force_resend,
+            resend_unknown=resend_unknown,
             events_read=self.events_read,
             built_by_type=dict(sorted(self.built.items())),
             rejected_by_reason=dict(self.rejected_by_reason.most_common()),
@@ -318,6 +358,7 @@ class _Tally:
             signals_sent=self.signals_sent,
             signals_skipped=self.signals_skipped,
             unknown_outcome=self.unknown_outcome,
+            resent_unknown=self.resent_unknown,
             signals_refused=self.signals_refused,
             signals_not_sent=self.signals_not_sent,
             calls=calls,
@@ -332,7 +373,7 @@ def _progress_line(tally: _Tally) -> str:
     return (
         f"{tally.events_read:,} events read, {sum(tally.built.values()):,} signals built, "
         f"{tally.signals_sent:,} sent, {tally.signals_skipped:,} already sent, "
-        f"{tally.unknown_outcome:,} of unknown outcome, "
+        f"{tally.unknown_outcome:,} of unknown outcome, {tally.resent_unknown:,} resent, "
         f"{sum(tally.rejected_by_reason.values()):,} rejected"
     )
 
@@ -362,7 +403,9 @@ class _Push:
     sender: BatchSender | None
     batch_size: int
     progress: _Progress
+    resend_unknown: bool = False
     pending: list[BuiltSignal] = field(default_factory=list)
+    pending_unknown: list[BuiltSignal] = field(default_factory=list)  # resent in their own batches
     error: ConnectError | None = None
 
     def run(self, signals: Iterable[BuiltSignal | RejectedSignal]) -> None:
@@ -375,11 +418,12 @@ class _Push:
             if self.error is not None:
                 break
             self.progress.tick()
-        if self.pending and self.error is None:
-            self._submit(self.pending)
-        elif self.pending:
-            self.tally.signals_not_sent += len(self.pending)
-        self.pending = []
+        for pending, resend in ((self.pending, False), (self.pending_unknown, True)):
+            if pending and self.error is None:
+                self._submit(pending, resend=resend)
+            elif pending:
+                self.tally.signals_not_sent += len(pending)
+        self.pending, self.pending_unknown = [], []
         while self.sender is not None and self.sender.in_flight:
             for outcome in self.sender.wait():
                 self._settle(outcome)
@@ -389,19 +433,26 @@ class _Push:
         status = self.state.status_of(signal_key(signal.message_id, signal.rule))
         if status == SENT:
             self.tally.signals_skipped += 1
-        elif status == UNKNOWN:
+        elif status == UNKNOWN and not self.resend_unknown:
             self.tally.unknown_outcome += 1
         elif self.sender is None:
             self.tally.signals_not_sent += 1
+        elif status == UNKNOWN:
+            self.pending_unknown.append(signal)
+            if len(self.pending_unknown) >= self.batch_size:
+                batch, self.pending_unknown = self.pending_unknown, []
+                self._submit(batch, resend=True)
         else:
             self.pending.append(signal)
             if len(self.pending) >= self.batch_size:
                 batch, self.pending = self.pending, []
                 self._submit(batch)
 
-    def _submit(self, signals: Sequence[BuiltSignal], *, retry: bool = False) -> None:
+    def _submit(
+        self, signals: Sequence[BuiltSignal], *, retry: bool = False, resend: bool = False
+    ) -> None:
         assert self.sender is not None
-        for outcome in self.sender.submit(tuple(signals), retry=retry):
+        for outcome in self.sender.submit(tuple(signals), retry=retry, resend=resend):
             self._settle(outcome)
 
     def _reject(self, rejects: Sequence[Reject]) -> None:
@@ -415,6 +466,8 @@ class _Push:
         if outcome.status == SENT:
             self.tally.batches_sent += 1
             self.tally.signals_sent += count
+            if outcome.resend:
+                self.tally.resent_unknown += count
             return
         if outcome.status == NOT_SENT:
             self.tally.signals_not_sent += count
@@ -458,7 +511,7 @@ class _Push:
         self.tally.signals_refused += len(rejects)
         self._reject(rejects)
         if again:
-            self._submit(again, retry=True)
+            self._submit(again, retry=True, resend=outcome.resend)
 
 
 def _rule_reject(rejected: RejectedSignal) -> Reject:

@@ -7,6 +7,10 @@ worker writes the ledger entry `sending`, makes the call, then rewrites the entr
 the signal ids), `failed` (Connect answered with an error: nothing was stored) or `unknown` (no
 answer came back, though the request may have reached Connect). After any error other than a
 refused input, no further batch is started: those not begun come back `not_sent`.
+
+Before its `sending` entry, each batch confirms the day's lease (`Lease.confirm`, an atomic
+check-and-extend in the lease store): a run whose lease expired or was taken over sends nothing
+more (`LeaseLost`), so two runs of one day never have batches in flight at once.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from acoustic_pipelines.connect.errors import (
 )
 from acoustic_pipelines.connect.signals.ledger import FAILED, SENT, UNKNOWN, PushLedger
 from acoustic_pipelines.connect.signals.rules import BuiltSignal
+from acoustic_pipelines.leases import Lease
 
 __all__ = ["NOT_SENT", "BatchOutcome", "BatchSender", "ClientFactory"]
 
@@ -41,6 +46,7 @@ class BatchOutcome:
     retry: bool
     status: str
     error: ConnectError | None = None
+    resend: bool = False
 
     @property
     def refused(self) -> bool:
@@ -58,8 +64,10 @@ class BatchSender:
         concurrency: int,
         *,
         secrets: Sequence[str],
+        lease: Lease | None = None,
     ) -> None:
         self._ledger = ledger
+        self._lease = lease
         self._client_factory = client_factory
         self._secrets = tuple(s for s in secrets if s)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="signal-push")
@@ -101,10 +109,15 @@ class BatchSender:
             stats = [c.stats for c in self._clients]
         return sum(s.calls for s in stats), sum(s.retries for s in stats)
 
-    def submit(self, signals: tuple[BuiltSignal, ...], *, retry: bool) -> list[BatchOutcome]:
-        """Queue one batch; the outcomes of batches that ended while waiting for room."""
+    def submit(
+        self, signals: tuple[BuiltSignal, ...], *, retry: bool, resend: bool = False
+    ) -> list[BatchOutcome]:
+        """Queue one batch; the outcomes of batches that ended while waiting for room.
+
+        `resend`: the batch sends again signals whose earlier outcome is unknown.
+        """
         number = next(self._numbers)
-        self._futures.add(self._pool.submit(self._send, number, signals, retry))
+        self._futures.add(self._pool.submit(self._send, number, signals, retry, resend))
         outcomes = []
         while len(self._futures) >= self._max_in_flight:
             outcomes += self.wait()
@@ -123,23 +136,32 @@ class BatchSender:
                 self._clients.append(client)
         return client
 
-    def _send(self, number: int, signals: tuple[BuiltSignal, ...], retry: bool) -> BatchOutcome:
-        """Record the batch as sending, call createSignals, record how it ended."""
+    def _send(
+        self, number: int, signals: tuple[BuiltSignal, ...], retry: bool, resend: bool
+    ) -> BatchOutcome:
+        """Confirm the lease, record the batch as sending, call createSignals, record the end."""
         if self._stopped.is_set():
-            return BatchOutcome(signals, retry, NOT_SENT)
+            return BatchOutcome(signals, retry, NOT_SENT, resend=resend)
+        if self._lease is not None:
+            try:
+                self._lease.confirm()
+            except BaseException:
+                self._stopped.set()
+                raise
         keys = [(s.message_id, s.rule) for s in signals]
-        entry = self._ledger.start_batch(number, keys, [s.signal_type for s in signals])
+        types = [s.signal_type for s in signals]
+        entry = self._ledger.start_batch(number, keys, types, resend=resend)
         try:
             ids = self._client().create_signals([s.signal for s in signals])
         except ConnectError as exc:
             status = UNKNOWN if outcome_unknown(exc) else FAILED
             self._ledger.record(entry.with_status(status, error=self._error_record(exc)))
-            outcome = BatchOutcome(signals, retry, status, exc)
+            outcome = BatchOutcome(signals, retry, status, exc, resend)
             if not outcome.refused:  # start no other batch: the push stops
                 self._stopped.set()
             return outcome
         self._ledger.record(entry.with_status(SENT, signal_ids=ids))
-        return BatchOutcome(signals, retry, SENT)
+        return BatchOutcome(signals, retry, SENT, resend=resend)
 
     def _error_record(self, error: ConnectError) -> dict[str, Any]:
         """The error as the ledger keeps it: code, HTTP status and message, secrets removed."""

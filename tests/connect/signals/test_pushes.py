@@ -5,8 +5,11 @@
   the signals built, with no duplicate; the report's counts add up.
 - A re-run sends nothing again; a push stopped by an error (injected 503, wrong API key) or
   killed (SIGKILL of a process running push_day) and then re-run stores each signal once.
-- A batch left `sending` or `unknown` is never sent again (at most once) and is reported as
-  `unknown_outcome`; `force_resend` sends everything again.
+- A batch left `sending` or `unknown` is not sent again (at most once) and is reported as
+  `unknown_outcome`; `resend_unknown` sends those signals again on their own (at-least-once for
+  them), never with signals known sent; `force_resend` sends everything again.
+- Two pushes of one day at once (two processes, no pool) store each signal exactly once: the
+  second waits for the first's lease, then finds everything sent.
 - dry_run sends nothing and writes nothing; rejects land in `connect/rejected_signals` with the
   rule, message id, type, reason and every problem; a batch Connect refuses is split: the
   signals it names are rejected, the others sent.
@@ -440,7 +443,7 @@ def test_a_dropped_call_is_of_unknown_outcome_and_not_sent_again(
     with pytest.raises(SignalPushError) as stopped:
         push(lake, sandbox, signals_config, concurrency=1)
     assert stopped.value.report.unknown_outcome == 25
-    assert "will not be sent again unless forced" in str(stopped.value)
+    assert "not sent again unless a run sets resend_unknown" in str(stopped.value)
     [entry] = ledger_entries(lake)
     assert entry.status == UNKNOWN and entry.error and entry.error["http_status"] is None
 
@@ -542,3 +545,70 @@ def test_a_missing_raw_partition_and_bad_options_are_refused(
             settings=SignalSettings(app_key=APP_KEY, tier="premium"),
             client_factory=None,
         )
+
+
+def test_resend_unknown_delivers_lost_answers_and_resends_nothing_delivered(
+    lake: Lake, sandbox: Any, signals_config: SignalsConfig, day_events: tuple
+) -> None:
+    valid = day_events[1]
+    sandbox.inject("drop", count=2)  # the first two calls: no answer, nothing stored
+    with pytest.raises(SignalPushError) as stopped:
+        push(lake, sandbox, signals_config, concurrency=2)
+    lost = {k for e in ledger_entries(lake) if e.status == UNKNOWN for k in e.keys}
+    assert len(lost) == 50 and stopped.value.report.unknown_outcome == 50
+
+    resumed = push(lake, sandbox, signals_config, concurrency=3)  # the rest, not the lost ones
+    assert resumed.unknown_outcome == 50 and resumed.resent_unknown == 0
+    assert set(stored_keys(sandbox)) == valid - lost
+    calls_before = sandbox.stats()["calls"]["served"]
+
+    recovered = push(lake, sandbox, signals_config, concurrency=3, resend_unknown=True)
+    assert (recovered.resent_unknown, recovered.signals_sent) == (50, 50)
+    assert recovered.signals_skipped == len(valid) - 50 and recovered.unknown_outcome == 0
+    assert recovered.accounting_problems() == []
+    assert sandbox.stats()["calls"]["served"] - calls_before == 2  # only the two lost batches
+    stored = stored_keys(sandbox)
+    assert set(stored) == valid and max(stored.values()) == 1  # every signal, none twice
+    resent = [e for e in ledger_entries(lake) if e.resend]
+    assert {k for e in resent for k in e.keys} == lost and {e.status for e in resent} == {SENT}
+    assert lake.summary(SIGNAL_PUSHES, DAY)["resent_unknown"] == 50
+    after = push(lake, sandbox, signals_config, resend_unknown=True)  # nothing left to resend
+    assert (after.signals_sent, after.signals_skipped, after.calls) == (0, len(valid), 0)
+
+
+CONCURRENT_PUSH = KILLED_PUSH.replace(
+    "lake_dir, endpoint, rules_file, api_key, app_key = sys.argv[1:6]",
+    "lake_dir, endpoint, rules_file, api_key, app_key, go = sys.argv[1:7]\n"
+    "import os, time\n"
+    "while not os.path.exists(go):\n"
+    "    time.sleep(0.002)",
+).replace("push_day(", "report = push_day(", 1) + (
+    "print(report.signals_sent, report.signals_skipped, flush=True)\n"
+)
+
+
+def test_two_concurrent_pushes_of_one_day_store_each_signal_once(
+    lake: Lake, sandbox: Any, day_events: tuple, tmp_path: Path
+) -> None:
+    valid = day_events[1]
+    rules_file = tmp_path / "rules.json"
+    rules_file.write_text(json.dumps(RULES))
+    sandbox.inject("slow", delay=0.1)  # every call: the two runs overlap
+    go = tmp_path / "go"
+    args = [str(tmp_path / "lake"), sandbox.endpoint, str(rules_file), API_KEY, APP_KEY, str(go)]
+    runs = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT_PUSH, *args], stdout=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    time.sleep(1.0)  # both have imported everything and wait for `go`
+    go.touch()
+    try:
+        outputs = sorted(p.communicate(timeout=300)[0].decode().split() for p in runs)
+    finally:
+        for process in runs:
+            process.kill()
+            process.wait()
+    assert [p.returncode for p in runs] == [0, 0]
+    stored = stored_keys(sandbox)
+    assert set(stored) == valid and max(stored.values()) == 1  # exactly once
+    assert outputs == [["0", str(len(valid))], [str(len(valid)), "0"]]  # one sent, one skipped
