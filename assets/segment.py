@@ -1,14 +1,18 @@
 """Segment side: `segment/raw_events`, one UTC received-day of the archive, validated and deduplicated."""
 
+from typing import Literal
+
 import dagster as dg
 import pyarrow.compute as pc
 from pydantic import Field
 
 from acoustic_pipelines.lake import PartitionNotFound
 from acoustic_pipelines.leases import LeaseHeld
-from acoustic_pipelines.segment.archive import ArchiveReadError
+from acoustic_pipelines.segment.archive import ArchiveReadError, UnreadableArchiveError
 from acoustic_pipelines.segment.raw_events import (
+    DEFAULT_DEDUPE_LOOKBACK_DAYS,
     RAW_EVENTS,
+    UNREADABLE_FILES,
     AccountingError,
     IngestReport,
     ingest_day,
@@ -20,6 +24,7 @@ from resources.storage import LakeResource, SegmentArchiveResource
 
 RAW_EVENTS_KEY = dg.AssetKey(RAW_EVENTS.split("/"))
 REJECT_RATE_CHECK = "reject_rate_below_threshold"
+READABLE_CHECK = "archive_files_readable"
 OWNERS = ["team:data-engineering"]
 
 
@@ -31,6 +36,19 @@ class RawEventsConfig(dg.Config):
         ge=0.0,
         le=1.0,
         description="Warn when more than this share of lines is rejected.",
+    )
+    dedupe_lookback_days: int = Field(
+        default=DEFAULT_DEDUPE_LOOKBACK_DAYS,
+        ge=0,
+        le=31,
+        description="A messageId already accepted on one of this many previous days is a "
+        "duplicate (Segment's own dedupe looks back at least 24 h); 0: within the day only.",
+    )
+    on_unreadable_file: Literal["fail", "quarantine"] = Field(
+        default="fail",
+        description="An archive file that cannot be read to its end (truncated, corrupt, not "
+        "gzip): `fail` names every such file of the day and commits nothing; `quarantine` keeps "
+        f"their readable lines, records each in {UNREADABLE_FILES} and warns.",
     )
 
 
@@ -45,7 +63,13 @@ class RawEventsConfig(dg.Config):
             REJECT_RATE_CHECK,
             asset=RAW_EVENTS_KEY,
             description="Warns when the day's share of rejected lines passes `max_reject_rate` (default 1 %).",
-        )
+        ),
+        dg.AssetCheckSpec(
+            READABLE_CHECK,
+            asset=RAW_EVENTS_KEY,
+            description=f"Warns when archive files could not be read to their end and were "
+            f"quarantined (`on_unreadable_file: quarantine`): listed in {UNREADABLE_FILES}.",
+        ),
     ],
 )
 def raw_events(
@@ -65,15 +89,39 @@ def raw_events(
     day = context.partition_time_window.start.date()
     try:
         report = ingest_day(
-            segment_archive.get_location(), lake.get_lake(), day, on_progress=context.log.info
+            segment_archive.get_location(),
+            lake.get_lake(),
+            day,
+            on_progress=context.log.info,
+            dedupe_lookback_days=config.dedupe_lookback_days,
+            on_unreadable_file=config.on_unreadable_file,
         )
-    except (AccountingError, ArchiveReadError) as exc:
+    except (AccountingError, ArchiveReadError, UnreadableArchiveError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     except LeaseHeld as exc:  # another run still writes the day: a later retry succeeds
         raise dg.Failure(description=str(exc), allow_retries=True) from exc
     return dg.MaterializeResult(
         metadata=raw_events_metadata(report),
-        check_results=[reject_rate_result(report, config.max_reject_rate)],
+        check_results=[
+            reject_rate_result(report, config.max_reject_rate),
+            readable_result(report),
+        ],
+    )
+
+
+def readable_result(report: IngestReport) -> dg.AssetCheckResult:
+    """WARN when archive files were quarantined: their unreadable rest is missing from the day."""
+    files = report.unreadable_files
+    return dg.AssetCheckResult(
+        check_name=READABLE_CHECK,
+        passed=not files,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(str(e) for e in files) or "every archive file was read to its end",
+        metadata={
+            "unreadable_files": dg.MetadataValue.int(len(files)),
+            "bytes_unread": dg.MetadataValue.int(sum(e.bytes_unread for e in files)),
+            "lines_kept": dg.MetadataValue.int(sum(e.lines_read for e in files)),
+        },
     )
 
 
@@ -100,6 +148,8 @@ def raw_events_metadata(report: IngestReport) -> dict[str, dg.MetadataValue]:
         "accepted": dg.MetadataValue.int(report.accepted),
         "rejected": dg.MetadataValue.int(report.rejected),
         "duplicates": dg.MetadataValue.int(report.duplicates),
+        "duplicates_across_days": dg.MetadataValue.int(report.duplicates_across_days),
+        "unreadable_files": dg.MetadataValue.int(len(report.unreadable_files)),
         "reject_rate": dg.MetadataValue.float(report.reject_rate),
         "files": dg.MetadataValue.int(report.files),
         "skipped_objects": dg.MetadataValue.int(len(report.skipped_objects)),

@@ -24,8 +24,48 @@ _READ_CHUNK = 1 << 20
 log = logging.getLogger(__name__)
 
 
+# Why an archive file could not be read to its end (stable strings: stored in the lake).
+NOT_GZIP = "NOT_GZIP"
+TRUNCATED = "TRUNCATED"
+CORRUPT = "CORRUPT"
+READ_FAILED = "READ_FAILED"
+
+
 class ArchiveReadError(StorageError):
-    """An archive file could not be read to its end (truncated or corrupt gzip, I/O error)."""
+    """An archive file could not be read to its end (truncated or corrupt gzip, I/O error).
+
+    Attributes:
+        key: the file, relative to the archive root.
+        reason: NOT_GZIP, TRUNCATED, CORRUPT or READ_FAILED.
+        lines_read: complete lines read before the failure (they were yielded).
+        size: the file's compressed size.
+        bytes_unread: compressed bytes after the last part that could be read (to the decoder's
+            read buffer; 0 for a truncated file, whose missing end is unknown).
+    """
+
+    def __init__(
+        self, message: str, *, key: str, reason: str, lines_read: int, size: int, bytes_unread: int
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.reason = reason
+        self.lines_read = lines_read
+        self.size = size
+        self.bytes_unread = bytes_unread
+
+
+class UnreadableArchiveError(StorageError):
+    """Some archive files of the day cannot be read; `errors` names every one of them."""
+
+    def __init__(self, day: date, errors: list[ArchiveReadError]) -> None:
+        listed = "; ".join(str(e) for e in errors)
+        super().__init__(
+            f"{day}: {len(errors)} archive file(s) cannot be read, nothing was committed: "
+            f"{listed}. Replace them, or run with on_unreadable_file: quarantine to keep their "
+            "readable lines and record them"
+        )
+        self.day = day
+        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -98,20 +138,65 @@ def read_lines(archive: Location, file: ArchiveFile) -> Iterator[bytes]:
     """
     pending = b""
     lines_done = 0
+    good_position = 0  # compressed bytes consumed when the last chunk decoded
     try:
         # ISA-L's gzip inflates 2-3x faster than zlib's, the biggest single cost of a line.
         with (
-            archive.fs.open_input_stream(file.path, compression=None) as raw,
-            igzip.IGzipFile(fileobj=raw, mode="rb") as stream,
+            archive.fs.open_input_stream(file.path, compression=None) as stream_in,
+            igzip.IGzipFile(fileobj=(raw := _CountingReader(stream_in)), mode="rb") as stream,
         ):
             while chunk := stream.read(_READ_CHUNK):
+                good_position = raw.position
                 lines = (pending + chunk).split(b"\n")
                 pending = lines.pop()
                 lines_done += len(lines)
                 yield from lines
     except (OSError, EOFError, isal_zlib.error, pa.ArrowException) as exc:
+        reason = _failure_reason(exc)
+        unread = 0 if reason == TRUNCATED else max(file.size - good_position, 0)
         raise ArchiveReadError(
-            f"archive file {file.key}: read failed after {lines_done} lines: {exc}"
+            f"archive file {file.key} ({reason}): read failed after {lines_done} lines, "
+            f"{unread:,} of {file.size:,} compressed bytes unread: {exc}",
+            key=file.key,
+            reason=reason,
+            lines_read=lines_done,
+            size=file.size,
+            bytes_unread=unread,
         ) from exc
     if pending:
         yield pending
+
+
+class _CountingReader:
+    """A read-only stream that counts the bytes read through it (the input streams cannot tell)."""
+
+    def __init__(self, stream: pa.NativeFile) -> None:
+        self._stream = stream
+        self.position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to `size` bytes (all when negative)."""
+        data = self._stream.read() if size is None or size < 0 else self._stream.read(size)
+        self.position += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Read into `buffer`; the number of bytes read."""
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def readable(self) -> bool:
+        """Always: this wraps an input stream."""
+        return True
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return TRUNCATED
+    if "Not a gzipped file" in str(exc):
+        return NOT_GZIP
+    if isinstance(exc, isal_zlib.error) or "CRC check failed" in str(exc) or "Invalid" in str(exc):
+        return CORRUPT
+    return READ_FAILED

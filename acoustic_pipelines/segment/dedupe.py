@@ -7,6 +7,12 @@ user ids) as raw numpy files, and the messageIds themselves in an Arrow IPC file
 the events whose hash occurs more than once, so a hash collision never drops an event; a 2 M-event
 day needs a few tens of MB.
 
+Across days (`seen_earlier`): a messageId accepted on one of the previous received-days (the
+look-back, Segment's own is at least 24 h) is a duplicate too. The earlier days' committed
+message ids are streamed once to hash them (8 bytes per id, sorted), today's hashes are looked
+up in them, and only the rows that match are compared on their text (a second streaming pass),
+so memory stays bounded by the ids' count, never their text.
+
 Hashes are Python's own `hash` of the string: 64 bits, stable within one process, which is all
 one ingestion needs.
 """
@@ -14,7 +20,7 @@ one ingestion needs.
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -174,3 +180,33 @@ def _present(values: Sequence[str | None]) -> np.ndarray:
     return np.fromiter(
         map(operator.is_not, values, repeat(None)), dtype=np.bool_, count=len(values)
     )
+
+
+IdBatches = Callable[[], Iterator[pa.Array]]
+
+
+def seen_earlier(keys: KeySpill, earlier_days: Sequence[IdBatches]) -> np.ndarray:
+    """For each row, the index in `earlier_days` of the first day that accepted its messageId, or -1.
+
+    Each entry of `earlier_days` streams one earlier day's accepted message ids (it is called
+    at most twice: hashes, then the exact comparison of the rows whose hash matched).
+    """
+    hashes = keys.column("message_hash")
+    result = np.full(hashes.size, -1, dtype=np.int16)
+    for index, id_batches in enumerate(earlier_days):
+        earlier = np.unique(
+            np.concatenate(
+                [_hashes(batch.to_pylist()) for batch in id_batches()] or [np.empty(0, np.int64)]
+            )
+        )
+        rows = np.flatnonzero((result < 0) & np.isin(hashes, earlier, assume_unique=False))
+        del earlier
+        if not rows.size:
+            continue
+        candidates = keys.take_message_ids(rows)
+        wanted = pc.unique(candidates)
+        found = [batch.filter(pc.is_in(batch, value_set=wanted)) for batch in id_batches()]
+        if found:
+            known = pa.chunked_array(found, pa.string()).combine_chunks()
+            result[rows[pc.is_in(candidates, value_set=known).to_numpy()]] = index
+    return result

@@ -6,9 +6,10 @@ Two streaming passes, bounded memory whatever the day's size:
    table, valid events are appended in batches to an LZ4 Arrow IPC scratch file on local disk,
    and their dedupe keys to a `KeySpill` (dedupe.py);
 2. the duplicates are found from the keys alone (the first by receivedAt wins, then file and
-   line order), the scratch file is streamed into the lake's Parquet file without them, they go
-   to the rejected table with reason DUPLICATE_MESSAGE_ID, and the accepted rows' statistics are
-   counted on the way.
+   line order; a messageId already accepted on one of the `dedupe_lookback_days` previous days
+   is a duplicate too, see `dedupe.seen_earlier`), the scratch file is streamed into the lake's
+   Parquet file without them, they go to the rejected table with reason DUPLICATE_MESSAGE_ID,
+   and the accepted rows' statistics are counted on the way.
 
 Before anything is committed, the row counts of the written files are checked against the lines
 read: every line lands in exactly one of accepted, rejected or duplicate. Both datasets are then
@@ -22,6 +23,7 @@ removed on success and failure, and by the next ingest when a killed run left it
 
 from __future__ import annotations
 
+import collections
 import gc
 import logging
 import time
@@ -29,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +41,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from acoustic_pipelines.lake import Lake, StagedPartition
+from acoustic_pipelines.lake import Lake, PartitionNotFound, StagedPartition
 from acoustic_pipelines.leases import DEFAULT_WAIT_SECONDS
 from acoustic_pipelines.owners import owned_scratch
 from acoustic_pipelines.segment import spec
-from acoustic_pipelines.segment.archive import ArchiveDay, list_archive_day, read_lines
-from acoustic_pipelines.segment.dedupe import KeySpill, distinct_ids, find_duplicates
+from acoustic_pipelines.segment.archive import (
+    ArchiveDay,
+    ArchiveReadError,
+    UnreadableArchiveError,
+    list_archive_day,
+    read_lines,
+)
+from acoustic_pipelines.segment.dedupe import (
+    IdBatches,
+    KeySpill,
+    distinct_ids,
+    find_duplicates,
+    seen_earlier,
+)
 from acoustic_pipelines.storage import Location
 
 RAW_EVENTS = "segment/raw_events"
 REJECTED_EVENTS = "segment/rejected_events"
+UNREADABLE_FILES = "segment/unreadable_files"
+FAIL, QUARANTINE = "fail", "quarantine"
+UNREADABLE_POLICIES = (FAIL, QUARANTINE)
 DATA_FILE = "part-00000.parquet"
 
 _TS = pa.timestamp("ms", tz="UTC")
@@ -74,6 +91,16 @@ REJECTED_EVENTS_SCHEMA = pa.schema(
         ("raw", pa.string()),
     ]
 )
+UNREADABLE_FILES_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("reason", pa.string()),  # archive.NOT_GZIP, TRUNCATED, CORRUPT or READ_FAILED
+        ("detail", pa.string()),
+        ("lines_kept", pa.int64()),  # complete lines read before the failure (ingested)
+        ("compressed_bytes", pa.int64()),
+        ("bytes_unread", pa.int64()),
+    ]
+)
 # Dictionary-encode only the repetitive columns and skip min/max statistics of the big texts.
 _RAW_PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -86,6 +113,7 @@ _REJECTED_PARQUET_OPTIONS: dict[str, Any] = {
     "write_statistics": ["file", "line_number", "reason"],
 }
 PREVIEW_ROWS = 5
+DEFAULT_DEDUPE_LOOKBACK_DAYS = 1  # Segment dedupes over at least ~24 h (reference §1.3)
 SCRATCH_PREFIX = "raw-events-"
 PROGRESS_SECONDS = 5.0
 
@@ -118,7 +146,9 @@ class IngestReport:
     lines_read: int
     accepted: int
     rejected_by_reason: dict[str, int]  # invalid lines only; duplicates are counted apart
-    duplicates: int
+    duplicates: int  # within the day and across days
+    duplicates_across_days: int  # accepted on one of the look-back days already
+    lookback_days_missing: tuple[date, ...]  # look-back days with no committed partition
     events_by_type: dict[str, int]
     distinct_user_ids: int
     distinct_anonymous_ids: int
@@ -126,6 +156,7 @@ class IngestReport:
     raw_events_uri: str
     rejected_events_uri: str
     raw_events_bytes: int
+    unreadable_files: tuple[ArchiveReadError, ...]  # quarantined: their readable lines were kept
     preview: tuple[dict[str, str], ...]
     seconds: float
 
@@ -154,6 +185,8 @@ def ingest_day(
     scratch_dir: str | None = None,
     on_progress: ProgressCallback | None = None,
     lease_wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    dedupe_lookback_days: int = DEFAULT_DEDUPE_LOOKBACK_DAYS,
+    on_unreadable_file: str = FAIL,
 ) -> IngestReport:
     """Read `day` of the archive and replace that day's raw and rejected partitions in the lake.
 
@@ -165,12 +198,26 @@ def ingest_day(
         scratch_dir: local folder for the intermediate files (default: the system's temp dir).
         on_progress: called with a one-line progress message every few seconds and at the end.
         lease_wait_seconds: how long to wait for another run writing the same day.
+        dedupe_lookback_days: a messageId accepted on one of this many previous received-days
+            (their committed partitions) is a duplicate; 0 dedupes within the day only.
+        on_unreadable_file: `fail` (default): a day with a file that cannot be read to its end
+            (truncated or corrupt gzip, not gzip) fails, naming every such file, and nothing is
+            committed; `quarantine`: the readable lines of those files are kept and each file is
+            recorded in `segment/unreadable_files` with its reason and the bytes left unread.
 
     Raises:
         LeaseHeld: another run still writes the day after `lease_wait_seconds` (it is named).
-        ArchiveReadError: an archive file is truncated or corrupt (nothing is committed).
+        UnreadableArchiveError: archive files cannot be read (each named; nothing is committed).
         AccountingError: the written rows do not add up to the lines read (nothing is committed).
     """
+    if dedupe_lookback_days < 0:
+        raise ValueError(f"dedupe_lookback_days = {dedupe_lookback_days}: expected 0 or more")
+    if on_unreadable_file not in UNREADABLE_POLICIES:
+        raise ValueError(
+            f"on_unreadable_file = {on_unreadable_file!r}: expected one of "
+            f"{', '.join(UNREADABLE_POLICIES)}"
+        )
+    quarantine = on_unreadable_file == QUARANTINE
     started = time.perf_counter()
     listing = list_archive_day(archive, day)
     progress = on_progress or (lambda message: log.info("%s", message))
@@ -184,17 +231,33 @@ def ingest_day(
         owned_scratch(SCRATCH_PREFIX, scratch_dir) as scratch,
         lake.stage(RAW_EVENTS, day) as raw_stage,
         lake.stage(REJECTED_EVENTS, day) as rejected_stage,
+        lake.stage(UNREADABLE_FILES, day) as unreadable_stage,
     ):
         rejected = _RejectedWriter(lake, rejected_stage.file(DATA_FILE), batch_rows)
-        scan = _Scanner(archive, listing, Path(scratch), rejected, batch_rows, progress)
+        scan = _Scanner(
+            archive, listing, scratch, rejected, batch_rows, progress, quarantine=quarantine
+        )
         scan.run()
-        stats = _write_deduplicated(lake, raw_stage, scan, day)
+        if scan.unreadable and not quarantine:
+            raise UnreadableArchiveError(day, scan.unreadable)
+        _write_unreadable(lake, unreadable_stage, scan.unreadable)
+        lookback = _lookback(lake, day, dedupe_lookback_days)
+        stats = _write_deduplicated(lake, raw_stage, scan, day, lookback)
         duplicates = stats.duplicates
         rejected.close()
         _check_accounting(lake, scan, raw_stage, rejected_stage, duplicates)
-        summary = {"lines_read": scan.lines_read, "accepted": stats.rows, "duplicates": duplicates}
+        summary = {
+            "lines_read": scan.lines_read,
+            "accepted": stats.rows,
+            "duplicates": duplicates,
+            "duplicates_across_days": stats.duplicates_across_days,
+        }
         lake.commit_together(
-            [(raw_stage, summary), (rejected_stage, {**summary, "rejected": rejected.rows})]
+            [
+                (raw_stage, summary),
+                (rejected_stage, {**summary, "rejected": rejected.rows}),
+                (unreadable_stage, {"files": len(scan.unreadable)}),
+            ]
         )
     report = IngestReport(
         day=day,
@@ -206,6 +269,8 @@ def ingest_day(
         accepted=stats.rows,
         rejected_by_reason=dict(sorted(scan.rejected_by_reason.items())),
         duplicates=duplicates,
+        duplicates_across_days=stats.duplicates_across_days,
+        lookback_days_missing=tuple(d for d, ids in lookback if ids is None),
         events_by_type=stats.by_type,
         distinct_user_ids=stats.distinct_user_ids,
         distinct_anonymous_ids=stats.distinct_anonymous_ids,
@@ -213,6 +278,7 @@ def ingest_day(
         raw_events_uri=lake.partition_uri(RAW_EVENTS, day),
         rejected_events_uri=lake.partition_uri(REJECTED_EVENTS, day),
         raw_events_bytes=stats.bytes,
+        unreadable_files=tuple(scan.unreadable),
         preview=stats.preview,
         seconds=time.perf_counter() - started,
     )
@@ -221,6 +287,20 @@ def ingest_day(
         f"{report.duplicates:,} duplicates in {report.seconds:.1f}s ({report.events_per_second:,.0f} lines/s)"
     )
     return report
+
+
+def _write_unreadable(lake: Lake, stage: StagedPartition, errors: list[ArchiveReadError]) -> None:
+    """The day's unreadable files, one row each (an empty file when every file was read)."""
+    rows = {
+        "file": [e.key for e in errors],
+        "reason": [e.reason for e in errors],
+        "detail": [str(e) for e in errors],
+        "lines_kept": [e.lines_read for e in errors],
+        "compressed_bytes": [e.size for e in errors],
+        "bytes_unread": [e.bytes_unread for e in errors],
+    }
+    table = pa.Table.from_pydict(rows, schema=UNREADABLE_FILES_SCHEMA)
+    pq.write_table(table, stage.file(DATA_FILE), filesystem=lake.fs)
 
 
 class _RejectedWriter:
@@ -269,9 +349,13 @@ class _Scanner:
         rejected: _RejectedWriter,
         batch_rows: int,
         progress: ProgressCallback,
+        *,
+        quarantine: bool = False,
     ) -> None:
         self.archive = archive
         self.listing = listing
+        self.quarantine = quarantine
+        self.unreadable: list[ArchiveReadError] = []
         self.rejected = rejected
         self.batch_rows = batch_rows
         self.progress = progress
@@ -292,9 +376,15 @@ class _Scanner:
         last_report = time.monotonic()
         with _cyclic_gc_paused():
             for file_index, file in enumerate(self.listing.files):
-                self._scan_file(
-                    file_index, file.key, file.source_id, read_lines(self.archive, file)
-                )
+                try:
+                    if self.unreadable and not self.quarantine:  # only find the other bad files
+                        collections.deque(read_lines(self.archive, file), maxlen=0)
+                    else:
+                        self._scan_file(
+                            file_index, file.key, file.source_id, read_lines(self.archive, file)
+                        )
+                except ArchiveReadError as exc:
+                    self.unreadable.append(exc)
                 if time.monotonic() - last_report >= PROGRESS_SECONDS:
                     last_report = time.monotonic()
                     self.progress(
@@ -311,54 +401,60 @@ class _Scanner:
         rows, batch_rows, reject = self._rows, self.batch_rows, self._reject
         line_number = 0
         size = 0
-        for line in lines:
-            line_number += 1
-            size += len(line)
-            if len(line) > max_bytes:
-                reject(
-                    key,
-                    line_number,
-                    spec.TOO_LARGE,
-                    f"{len(line):,} bytes, the limit is {max_bytes:,}",
-                    line,
+        try:  # the lines read before an unreadable part are counted (and kept)
+            for line in lines:
+                line_number += 1
+                size += len(line)
+                if len(line) > max_bytes:
+                    reject(
+                        key,
+                        line_number,
+                        spec.TOO_LARGE,
+                        f"{len(line):,} bytes, the limit is {max_bytes:,}",
+                        line,
+                    )
+                    continue
+                try:
+                    event = loads(line)
+                except orjson.JSONDecodeError as exc:
+                    reject(key, line_number, *_decode_problem(line, exc), line)
+                    continue
+                if event.__class__ is not dict:
+                    reject(
+                        key,
+                        line_number,
+                        spec.NOT_AN_OBJECT,
+                        f"a JSON {spec.json_type(event)}",
+                        line,
+                    )
+                    continue
+                try:
+                    timestamp, received_at = validate(event)
+                except spec.SpecViolation as exc:
+                    reject(key, line_number, exc.reason, exc.detail, line)
+                    continue
+                get = event.get
+                rows.append(
+                    (
+                        event["messageId"],
+                        event["type"],
+                        get("event"),
+                        get("userId"),
+                        get("anonymousId"),
+                        timestamp,
+                        received_at,
+                        source_id,
+                        line,
+                        file_index,
+                        line_number,
+                    )
                 )
-                continue
-            try:
-                event = loads(line)
-            except orjson.JSONDecodeError as exc:
-                reject(key, line_number, *_decode_problem(line, exc), line)
-                continue
-            if event.__class__ is not dict:
-                reject(
-                    key, line_number, spec.NOT_AN_OBJECT, f"a JSON {spec.json_type(event)}", line
-                )
-                continue
-            try:
-                timestamp, received_at = validate(event)
-            except spec.SpecViolation as exc:
-                reject(key, line_number, exc.reason, exc.detail, line)
-                continue
-            get = event.get
-            rows.append(
-                (
-                    event["messageId"],
-                    event["type"],
-                    get("event"),
-                    get("userId"),
-                    get("anonymousId"),
-                    timestamp,
-                    received_at,
-                    source_id,
-                    line,
-                    file_index,
-                    line_number,
-                )
-            )
-            if len(rows) >= batch_rows:
-                self._flush()
-                rows = self._rows
-        self.lines_read += line_number
-        self.uncompressed_bytes += size + line_number  # + the line breaks
+                if len(rows) >= batch_rows:
+                    self._flush()
+                    rows = self._rows
+        finally:
+            self.lines_read += line_number
+            self.uncompressed_bytes += size + line_number  # + the line breaks
 
     def _flush(self) -> None:
         if not self._rows:
@@ -439,12 +535,42 @@ def _decode_problem(line: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]
     return spec.MALFORMED_JSON, message
 
 
+def _lookback(lake: Lake, day: date, days: int) -> list[tuple[date, IdBatches | None]]:
+    """The previous `days` received-days, latest first, each with its accepted ids (None: absent)."""
+    result: list[tuple[date, IdBatches | None]] = []
+    for back in range(1, days + 1):
+        earlier = day - timedelta(days=back)
+        try:
+            lake.summary(RAW_EVENTS, earlier)
+        except PartitionNotFound:
+            log.warning(
+                "dedupe look-back: %s of %s is not committed; not checked", earlier, RAW_EVENTS
+            )
+            result.append((earlier, None))
+            continue
+
+        def ids(earlier: date = earlier) -> Iterator[pa.Array]:
+            for batch in lake.iter_batches(
+                RAW_EVENTS, earlier, columns=["message_id"], batch_rows=65536
+            ):
+                yield batch.column(0)
+
+        result.append((earlier, ids))
+    return result
+
+
 def _write_deduplicated(
-    lake: Lake, raw_stage: StagedPartition, scan: _Scanner, day: date
+    lake: Lake,
+    raw_stage: StagedPartition,
+    scan: _Scanner,
+    day: date,
+    lookback: list[tuple[date, IdBatches | None]],
 ) -> _AcceptedStats:
     """Pass 2: stream the candidates into the lake's Parquet file, diverting duplicates."""
     duplicate_of = find_duplicates(scan.keys)
-    is_dup = duplicate_of >= 0
+    present = [(d, ids) for d, ids in lookback if ids is not None]
+    earlier = seen_earlier(scan.keys, [ids for _, ids in present])
+    is_dup = (duplicate_of >= 0) | (earlier >= 0)
     file_index, line_number = scan.keys.column("file_index"), scan.keys.column("line_number")
     files = [f.key for f in scan.listing.files]
     stats = _StatsCollector(day)
@@ -465,20 +591,29 @@ def _write_deduplicated(
             writer.write_batch(kept)
             stats.add(kept)
             for row in np.flatnonzero(mask) + offset:
-                winner = duplicate_of[row]
+                message_id = batch.column(0)[row - offset].as_py()
+                if earlier[row] >= 0:
+                    accepted_on = present[earlier[row]][0]
+                    detail = f"messageId {message_id!r} already accepted on {accepted_on}"
+                else:
+                    winner = duplicate_of[row]
+                    detail = (
+                        f"messageId {message_id!r} first seen at "
+                        f"{files[file_index[winner]]}:{line_number[winner]}"
+                    )
                 scan.rejected.add(
                     (
                         files[file_index[row]],
                         int(line_number[row]),
                         spec.DUPLICATE_MESSAGE_ID,
-                        f"messageId {batch.column(0)[row - offset].as_py()!r} first seen at "
-                        f"{files[file_index[winner]]}:{line_number[winner]}",
+                        detail,
                         batch.column("payload")[row - offset].as_py(),
                     )
                 )
             offset += batch.num_rows
     return stats.result(
         duplicates=int(is_dup.sum()),
+        duplicates_across_days=int((earlier >= 0).sum()),
         distinct_user_ids=distinct_ids(scan.keys, "user", ~is_dup),
         distinct_anonymous_ids=distinct_ids(scan.keys, "anonymous", ~is_dup),
         rows=pq.ParquetFile(path, filesystem=lake.fs).metadata.num_rows,
@@ -491,6 +626,7 @@ class _AcceptedStats:
     rows: int
     bytes: int
     duplicates: int
+    duplicates_across_days: int
     by_type: dict[str, int]
     distinct_user_ids: int
     distinct_anonymous_ids: int

@@ -17,7 +17,12 @@ from acoustic_pipelines.segment.archive import day_folder
 from acoustic_pipelines.segment.raw_events import RAW_EVENTS
 from acoustic_pipelines.segment.sample import SampleSummary, write_sample_archive
 from acoustic_pipelines.storage import open_location
-from assets.segment import REJECT_RATE_CHECK, raw_events, raw_events_partition_consistent
+from assets.segment import (
+    READABLE_CHECK,
+    REJECT_RATE_CHECK,
+    raw_events,
+    raw_events_partition_consistent,
+)
 from resources import LakeResource, SegmentArchiveResource
 
 DAY = date(2026, 11, 20)
@@ -131,6 +136,24 @@ def test_corrupt_archive_fails_the_run_and_names_the_file(paths: tuple[str, str]
     assert "broken.gz" in failure.step_failure_data.user_failure_data.description
     with pytest.raises(Exception, match="not materialized"):
         Lake(open_location(paths[1])).read_partition(RAW_EVENTS, DAY)
+
+
+def test_quarantined_archive_files_keep_their_lines_and_warn(paths: tuple[str, str]) -> None:
+    folder = Path(paths[0]) / "segment-logs" / "src" / day_folder(DAY)
+    folder.mkdir(parents=True)
+    (folder / "plain.gz").write_bytes(b"not gzip at all\n")
+    (folder / "empty.gz").write_bytes(gzip.compress(b""))
+    failed = run(paths)
+    assert not failed.success
+    result = run(
+        paths, {"ops": {"segment__raw_events": {"config": {"on_unreadable_file": "quarantine"}}}}
+    )
+    assert result.success
+    assert metadata_of(result)["unreadable_files"] == 1
+    check = checks_of(result)[READABLE_CHECK]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "plain.gz (NOT_GZIP)" in (check.description or "")
+    assert check.metadata["bytes_unread"].value == 16
 
 
 def test_asset_reads_locations_from_the_environment(

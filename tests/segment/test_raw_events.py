@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,7 +21,7 @@ import pytest
 from acoustic_pipelines.lake import Lake, PartitionNotFound
 from acoustic_pipelines.segment import spec
 from acoustic_pipelines.segment.archive import (
-    ArchiveReadError,
+    UnreadableArchiveError,
     day_folder,
     list_archive_day,
     read_lines,
@@ -30,6 +30,7 @@ from acoustic_pipelines.segment.raw_events import (
     DATA_FILE,
     RAW_EVENTS,
     REJECTED_EVENTS,
+    UNREADABLE_FILES,
     AccountingError,
     _check_accounting,
     ingest_day,
@@ -118,8 +119,8 @@ def event_line(message_id: str, received_at: str, marker: str) -> bytes:
     )
 
 
-def write_files(root: Path, files: dict[str, list[bytes]]) -> None:
-    folder = root / "segment-logs" / "src" / day_folder(DAY)
+def write_files(root: Path, files: dict[str, list[bytes]], day: date = DAY) -> None:
+    folder = root / "segment-logs" / "src" / day_folder(day)
     folder.mkdir(parents=True, exist_ok=True)
     for name, lines in files.items():
         (folder / name).write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
@@ -158,6 +159,49 @@ def test_first_by_received_at_wins_across_files(tmp_path: Path) -> None:
     assert dups[("a.gz", 1)].endswith("b.gz:1") and dups[("b.gz", 2)].endswith("a.gz:2")
 
 
+def test_a_redelivery_across_midnight_is_a_duplicate_within_the_look_back(tmp_path: Path) -> None:
+    before = date(2026, 11, 19)
+    write_files(
+        tmp_path / "archive",
+        {
+            "a.gz": [
+                event_line("m1", "2026-11-19T23:59:58.000Z", "first"),
+                event_line("m0", "2026-11-19T12:00:00.000Z", "x"),
+            ]
+        },
+        before,
+    )
+    write_files(
+        tmp_path / "archive",
+        {
+            "b.gz": [
+                event_line("m2", "2026-11-20T00:00:01.000Z", "new"),
+                event_line("m1", "2026-11-20T00:00:02.000Z", "again"),
+                event_line("m1", "2026-11-20T00:05:00.000Z", "third"),
+            ]
+        },
+    )
+    archive = open_location(str(tmp_path / "archive"))
+    lake = Lake(open_location(str(tmp_path / "lake")))
+    early = ingest_day(archive, lake, DAY)  # the day before is not ingested yet: not checked
+    assert (early.accepted, early.duplicates, early.lookback_days_missing) == (2, 1, (before,))
+    ingest_day(archive, lake, before)
+
+    report = ingest_day(archive, lake, DAY)
+    assert (report.accepted, report.duplicates, report.duplicates_across_days) == (1, 2, 2)
+    assert report.lookback_days_missing == ()
+    assert lake.read_partition(RAW_EVENTS, DAY).to_table().column("message_id").to_pylist() == [
+        "m2"
+    ]
+    details = [
+        r["detail"] for r in lake.read_partition(REJECTED_EVENTS, DAY).to_table().to_pylist()
+    ]
+    assert details == ["messageId 'm1' already accepted on 2026-11-19"] * 2
+    assert lake.summary(RAW_EVENTS, DAY)["duplicates_across_days"] == 2
+    within_day = ingest_day(archive, lake, DAY, dedupe_lookback_days=0)
+    assert (within_day.accepted, within_day.duplicates_across_days) == (2, 0)
+
+
 def test_empty_day_commits_empty_partitions(archive_and_lake: tuple) -> None:
     archive, lake = archive_and_lake
     report = ingest_day(archive, lake, DAY)
@@ -178,9 +222,64 @@ def test_corrupt_file_fails_and_keeps_the_previous_partition(tmp_path: Path) -> 
         b"\n".join(event_line(f"n{i}", "2026-11-20T11:00:00.000Z", "y") for i in range(20_000))
     )
     (folder / "b.gz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ArchiveReadError, match="b.gz"):
+    with pytest.raises(UnreadableArchiveError, match="b.gz"):
         ingest_day(archive, lake, DAY)
     assert lake.read_partition(RAW_EVENTS, DAY).count_rows() == 1
+
+
+def bad_files_archive(root: Path) -> dict[str, int]:
+    """a.gz and d.gz are fine, b.gz is cut in half, c.gz is not gzip; the lines b.gz still yields."""
+    lines = [event_line(f"n{i}", "2026-11-20T11:00:00.000Z", "y") for i in range(20_000)]
+    write_files(
+        root,
+        {
+            "a.gz": [event_line("m1", "2026-11-20T10:00:00.000Z", "x")],
+            "d.gz": [event_line("m4", "2026-11-20T10:00:00.000Z", "x")],
+        },
+    )
+    folder = root / "segment-logs" / "src" / day_folder(DAY)
+    data = gzip.compress(b"\n".join(lines) + b"\n")
+    (folder / "b.gz").write_bytes(data[: len(data) // 2])
+    (folder / "c.gz").write_bytes(b'{"type": "track"}\n' * 40)
+    return {"b.gz": len(data) // 2, "c.gz": 18 * 40}
+
+
+def test_every_unreadable_file_of_the_day_is_named_in_one_failure(tmp_path: Path) -> None:
+    sizes = bad_files_archive(tmp_path / "archive")
+    archive = open_location(str(tmp_path / "archive"))
+    lake = Lake(open_location(str(tmp_path / "lake")))
+    with pytest.raises(UnreadableArchiveError) as failed:
+        ingest_day(archive, lake, DAY)
+    assert [(e.key.rsplit("/", 1)[1], e.reason) for e in failed.value.errors] == [
+        ("b.gz", "TRUNCATED"),
+        ("c.gz", "NOT_GZIP"),
+    ]
+    assert "2 archive file(s) cannot be read" in str(failed.value)
+    assert "b.gz" in str(failed.value) and "c.gz" in str(failed.value)
+    assert failed.value.errors[1].bytes_unread == sizes["c.gz"]
+    with pytest.raises(PartitionNotFound):
+        lake.summary(RAW_EVENTS, DAY)
+
+
+def test_quarantine_keeps_the_readable_lines_and_records_each_bad_file(tmp_path: Path) -> None:
+    sizes = bad_files_archive(tmp_path / "archive")
+    archive = open_location(str(tmp_path / "archive"))
+    lake = Lake(open_location(str(tmp_path / "lake")))
+    report = ingest_day(archive, lake, DAY, on_unreadable_file="quarantine")
+    [truncated, not_gzip] = report.unreadable_files
+    assert 0 < truncated.lines_read < 20_000 and not_gzip.lines_read == 0
+    assert report.lines_read == 2 + truncated.lines_read
+    assert report.accepted == report.lines_read  # every readable line kept
+    rows = lake.read_partition(UNREADABLE_FILES, DAY).to_table().to_pylist()
+    assert [(r["file"].rsplit("/", 1)[1], r["reason"], r["lines_kept"]) for r in rows] == [
+        ("b.gz", "TRUNCATED", truncated.lines_read),
+        ("c.gz", "NOT_GZIP", 0),
+    ]
+    assert [r["compressed_bytes"] for r in rows] == [sizes["b.gz"], sizes["c.gz"]]
+    assert rows[1]["bytes_unread"] == sizes["c.gz"] and "NOT_GZIP" in rows[1]["detail"]
+    clean = ingest_day(archive, lake, DAY - timedelta(days=1), on_unreadable_file="quarantine")
+    assert clean.unreadable_files == ()
+    assert lake.read_partition(UNREADABLE_FILES, DAY - timedelta(days=1)).count_rows() == 0
 
 
 def test_accounting_check_refuses_counts_that_do_not_add_up(archive_and_lake: tuple) -> None:
@@ -234,7 +333,7 @@ def test_archive_and_lake_on_s3(s3_endpoint: str, s3_bucket: str) -> None:
 # race starts), ingests, and prints its counts. The kill tests SIGKILL it.
 INGEST_PROCESS = """
 import os, sys, time
-from datetime import date
+from datetime import date, timedelta
 from acoustic_pipelines.lake import Lake, PartitionNotFound
 from acoustic_pipelines.segment.raw_events import ingest_day
 from acoustic_pipelines.storage import open_location
