@@ -56,8 +56,8 @@ from acoustic_pipelines.leases import (
     DEFAULT_WAIT_SECONDS,
     Lease,
     LeaseStore,
-    SqliteLeaseStore,
     hold_lease,
+    open_lease_store,
 )
 from acoustic_pipelines.owners import leftover_removable, owner_tag
 from acoustic_pipelines.storage import Location, StorageError
@@ -151,17 +151,18 @@ class Lake:
     def lease_store(self) -> LeaseStore:
         """Where this lake's leases are kept.
 
-        A local lake keeps them in `<lake>/_leases/leases.sqlite`; an S3 lake in the SQLite file
-        `$ACOUSTIC_PIPELINES_LEASES` (default: one per lake in the temp dir, which serializes the
-        runs of this machine only).
+        `$ACOUSTIC_PIPELINES_LEASES` when set: a SQLite file on a local disk or a
+        `postgresql://` URL (every machine sees it). Otherwise a local lake keeps them in
+        `<lake>/_leases/leases.sqlite`, and an S3 lake in a SQLite file per lake in the temp dir,
+        which serializes the runs of this machine only.
         """
         configured = os.environ.get(settings.LEASES_ENV)
         if configured:
-            return SqliteLeaseStore(configured)
+            return open_lease_store(configured)
         if self.location.is_local:
-            return SqliteLeaseStore(self.location.path(_LEASES, "leases.sqlite"))
+            return open_lease_store(self.location.path(_LEASES, "leases.sqlite"))
         name = "".join(c if c.isalnum() else "_" for c in self.location.root)
-        return SqliteLeaseStore(f"{tempfile.gettempdir()}/acoustic-pipelines-leases/{name}.sqlite")
+        return open_lease_store(f"{tempfile.gettempdir()}/acoustic-pipelines-leases/{name}.sqlite")
 
     def lease(
         self,

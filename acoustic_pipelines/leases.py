@@ -8,12 +8,12 @@ such as a `createSignals` call. A second run finds the lease live and waits, up 
 is taken over: at once when the holder was a process on this host that no longer exists
 (SIGKILL), otherwise once it expires (`ttl_seconds` after the last renewal).
 
-The store interface is three atomic operations (:meth:`LeaseStore.take`, `extend`, `release`),
-so it has more than one home: :class:`SqliteLeaseStore` (a SQLite file on a local disk: the
-embedded default, `<lake>/_leases/leases.sqlite`) here; a PostgreSQL table (one row per lease,
-`SELECT … FOR UPDATE` in a transaction) or an S3 object written with conditional PUTs
-(`If-None-Match: *` to take, `If-Match: <etag>` to extend or take over) hold the same record
-for several machines.
+The store interface is three atomic operations (:meth:`LeaseStore.take`, `extend`, `release`).
+:class:`DatabaseLeaseStore` keeps the records in the ledger database (`database.py`): a SQLite
+file on a local disk (the embedded default, `<lake>/_leases/leases.sqlite`) or a PostgreSQL
+server every machine sees (`ACOUSTIC_PIPELINES_LEASES=postgresql://…`). An S3 object written
+with conditional PUTs (`If-None-Match: *` to take, `If-Match: <etag>` to extend or take over)
+could hold the same record for an S3 lake without a database.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from acoustic_pipelines.database import Connection, Database, DatabaseError, open_database
 from acoustic_pipelines.owners import owner_is_dead, owner_tag
 from acoustic_pipelines.storage import StorageError
 
@@ -97,38 +98,40 @@ class LeaseStore(Protocol):
         ...
 
 
-class SqliteLeaseStore:
-    """Leases as rows of a SQLite file on a local disk (transactions are atomic across processes)."""
+class DatabaseLeaseStore:
+    """Leases as rows of a ledger database: a SQLite file on a local disk or PostgreSQL.
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, token TEXT NOT NULL, "
-                "owner TEXT NOT NULL, label TEXT NOT NULL, acquired_at REAL NOT NULL, "
-                "expires_at REAL NOT NULL)"
-            )
+    Each operation is one exclusive transaction of `database.Database` (SQLite's write lock, or
+    PostgreSQL's advisory lock of this ledger), so a read-check-write sees no other writer.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        try:
+            database.create(_SCHEMA)
+        except DatabaseError as exc:
+            raise StorageError(f"lease store: {exc}") from exc
 
     def __repr__(self) -> str:
-        return f"SqliteLeaseStore({str(self.path)!r})"
+        return f"DatabaseLeaseStore({self.database.display!r})"
 
     def take(self, record: LeaseRecord, now: float) -> LeaseRecord | None:
-        """Take the lease unless a live holder has it (one IMMEDIATE transaction)."""
+        """Take the lease unless a live holder has it (one exclusive transaction)."""
         with self._transaction() as db:
-            row = db.execute("SELECT * FROM leases WHERE name = ?", (record.name,)).fetchone()
-            holder = LeaseRecord(*row) if row else None
+            row = db.execute(f"SELECT {_COLUMNS} FROM leases WHERE name = ?", (record.name,))
+            holder = _record(row.fetchone())
             if holder is not None and holder.live(now):
                 return holder
+            db.execute("DELETE FROM leases WHERE name = ?", (record.name,))
             db.execute(
-                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO leases ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     record.name,
                     record.token,
                     record.owner,
                     record.label,
-                    record.acquired_at,
-                    record.expires_at,
+                    _ms(record.acquired_at),
+                    _ms(record.expires_at),
                 ),
             )
         if holder is not None:
@@ -140,7 +143,7 @@ class SqliteLeaseStore:
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE leases SET expires_at = ? WHERE name = ? AND token = ?",
-                (expires_at, name, token),
+                (_ms(expires_at), name, token),
             )
             return cursor.rowcount == 1
 
@@ -151,31 +154,45 @@ class SqliteLeaseStore:
 
     def holder(self, name: str) -> LeaseRecord | None:
         """The current record of a lease, live or not (for tests and diagnostics)."""
-        with closing(self._connect()) as db:
-            row = db.execute("SELECT * FROM leases WHERE name = ?", (name,)).fetchone()
-        return LeaseRecord(*row) if row else None
-
-    def _connect(self) -> sqlite3.Connection:
         try:
-            return sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StorageError(f"lease store {self.path}: {exc}") from exc
+            with self.database.read() as db:
+                return _record(
+                    db.execute(f"SELECT {_COLUMNS} FROM leases WHERE name = ?", (name,)).fetchone()
+                )
+        except (DatabaseError, sqlite3.Error) as exc:
+            raise StorageError(f"lease store {self.database.display}: {exc}") from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with closing(self._connect()) as db:
-            try:
-                db.execute("BEGIN IMMEDIATE")
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self.database.transaction() as db:
                 yield db
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise StorageError(f"lease store {self.path}: {exc}") from exc
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        except (DatabaseError, sqlite3.Error) as exc:
+            raise StorageError(f"lease store {self.database.display}: {exc}") from exc
+
+
+def open_lease_store(location: str | Path) -> DatabaseLeaseStore:
+    """The lease store in a SQLite file (a path) or on PostgreSQL (a `postgresql://` URL)."""
+    return DatabaseLeaseStore(open_database(location, name="leases"))
+
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, token TEXT NOT NULL, "
+    "owner TEXT NOT NULL, label TEXT NOT NULL, acquired_at BIGINT NOT NULL, "
+    "expires_at BIGINT NOT NULL)"
+)
+_COLUMNS = "name, token, owner, label, acquired_at, expires_at"
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _record(row: tuple | None) -> LeaseRecord | None:
+    if row is None:
+        return None
+    name, token, owner, label, acquired_ms, expires_ms = row
+    return LeaseRecord(name, token, owner, label, acquired_ms / 1000, expires_ms / 1000)
 
 
 class Lease:

@@ -1,7 +1,7 @@
 """Partition leases: one holder at a time, a live holder named, a dead or expired one taken over.
 
-Real processes hold the leases that must die (SIGKILL), and the store is the SQLite file a lake
-uses; nothing is mocked.
+Real processes hold the leases that must die (SIGKILL); the store is the SQLite file a lake uses
+and a real PostgreSQL server (pgserver) the tests start; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -16,32 +16,40 @@ from pathlib import Path
 import pytest
 
 from acoustic_pipelines.leases import (
+    DatabaseLeaseStore,
     LeaseHeld,
     LeaseLost,
     LeaseRecord,
-    SqliteLeaseStore,
     hold_lease,
+    open_lease_store,
 )
 from acoustic_pipelines.owners import host_name, owned_scratch, owner_tag, sweep_scratch
+from tests.postgres import new_database, postgres_url  # noqa: F401 (fixture)
 
 NAME = "segment/raw_events/date=2026-11-20"
 
 HOLDER = """
 import sys, time
-from acoustic_pipelines.leases import SqliteLeaseStore, hold_lease
-with hold_lease(SqliteLeaseStore(sys.argv[1]), sys.argv[2], label="the holder", ttl_seconds=600):
+from acoustic_pipelines.leases import open_lease_store, hold_lease
+with hold_lease(open_lease_store(sys.argv[1]), sys.argv[2], label="the holder", ttl_seconds=600):
     print("held", flush=True)
     time.sleep(float(sys.argv[3]))
 """
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteLeaseStore:
-    return SqliteLeaseStore(tmp_path / "leases.sqlite")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseLeaseStore:
+    """A new lease store in a SQLite file, and on a real PostgreSQL server the tests start."""
+    if request.param == "sqlite":
+        return open_lease_store(tmp_path / "leases.sqlite")
+    server = request.getfixturevalue("postgres_url")
+    return open_lease_store(
+        new_database(server, f"l_{tmp_path.name[-20:]}".lower().replace("-", "_"))
+    )
 
 
 def test_a_live_holder_makes_the_second_run_wait_then_fail_naming_it(
-    store: SqliteLeaseStore,
+    store: DatabaseLeaseStore,
 ) -> None:
     with hold_lease(store, NAME, label="run A"):
         started = time.monotonic()
@@ -56,10 +64,10 @@ def test_a_live_holder_makes_the_second_run_wait_then_fail_naming_it(
 
 
 def test_a_waiting_run_takes_the_lease_when_the_holder_releases_it(
-    store: SqliteLeaseStore, tmp_path: Path
+    store: DatabaseLeaseStore, tmp_path: Path
 ) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(store.path), NAME, "1.5"],
+        [sys.executable, "-c", HOLDER, store.database.location, NAME, "1.5"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -76,9 +84,9 @@ def test_a_waiting_run_takes_the_lease_when_the_holder_releases_it(
         holder.wait()
 
 
-def test_a_killed_holder_on_this_host_is_taken_over_at_once(store: SqliteLeaseStore) -> None:
+def test_a_killed_holder_on_this_host_is_taken_over_at_once(store: DatabaseLeaseStore) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(store.path), NAME, "600"],
+        [sys.executable, "-c", HOLDER, store.database.location, NAME, "600"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -93,8 +101,8 @@ def test_a_killed_holder_on_this_host_is_taken_over_at_once(store: SqliteLeaseSt
     assert time.monotonic() - started < 5
 
 
-def test_another_hosts_lease_is_respected_until_it_expires(store: SqliteLeaseStore) -> None:
-    now = time.time()
+def test_another_hosts_lease_is_respected_until_it_expires(store: DatabaseLeaseStore) -> None:
+    now = float(int(time.time()))  # whole milliseconds: the store keeps milliseconds
     foreign = LeaseRecord(NAME, "t-foreign", "4242@elsewhere", "run B", now, now + 600)
     assert store.take(foreign, now) is None
     mine = LeaseRecord(NAME, "t-mine", owner_tag(), "", now, now + 60)
@@ -103,10 +111,10 @@ def test_another_hosts_lease_is_respected_until_it_expires(store: SqliteLeaseSto
     assert store.holder(NAME) == mine
 
 
-def test_a_lease_taken_over_is_lost_and_confirm_says_so(store: SqliteLeaseStore) -> None:
+def test_a_lease_taken_over_is_lost_and_confirm_says_so(store: DatabaseLeaseStore) -> None:
     with hold_lease(store, NAME, ttl_seconds=30) as lease:
         lease.confirm()
-        later = time.time() + 31  # the store sees it expired: another run takes it
+        later = float(int(time.time())) + 31  # the store sees it expired: another run takes it
         other = LeaseRecord(NAME, "t-other", "1@elsewhere", "", later, later + 30)
         assert store.take(other, later) is None
         with pytest.raises(LeaseLost, match="lost"):
