@@ -4,6 +4,9 @@
   key mode 0600) — paramiko reads OpenSSH Ed25519 keys but cannot write them, `cryptography` can.
 - Host keys are pinned from a known-hosts file: an unknown or changed key is refused with its
   SHA256 fingerprint (and the recorded one), never accepted on the fly; `trust_host` records one.
+  OpenSSH's marker lines are understood (`read_known_hosts`): a key on a `@revoked` line is
+  refused even where it is pinned; `@cert-authority` lines are skipped (paramiko verifies no host
+  certificates, so they pin nothing here); a leading UTF-8 BOM is ignored.
 - `SftpSession.download` streams with prefetch to a temporary name, checks the size against the
   remote `stat` and inflates the gzip stream to its trailer, and renames only a verified file.
 """
@@ -63,6 +66,10 @@ class UnknownHostKeyError(HostKeyError):
 
 class ChangedHostKeyError(HostKeyError):
     """The host offered a key other than the one recorded for it."""
+
+
+class RevokedHostKeyError(HostKeyError):
+    """The host offered a key the known-hosts file marks `@revoked`."""
 
 
 class SftpAuthenticationError(SftpError):
@@ -189,6 +196,66 @@ def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
         raise
 
 
+@dataclass(frozen=True)
+class KnownHosts:
+    """A known-hosts file as read: the pinned keys and the `@revoked` ones."""
+
+    pinned: paramiko.HostKeys
+    revoked: tuple[paramiko.PKey, ...]
+
+    def is_revoked(self, key: paramiko.PKey) -> bool:
+        """Whether `key` is on a `@revoked` line (for any host: revoking is never host-scoped here)."""
+        blob = key.asbytes()
+        return any(r.asbytes() == blob for r in self.revoked)
+
+
+def read_known_hosts(path: Path) -> KnownHosts:
+    """Read an OpenSSH known-hosts file: pinned keys, `@revoked` keys; other lines skipped.
+
+    A revoked key is removed from the pinned ones. Skipped, with a log line naming the line:
+    `@cert-authority` lines, unknown markers, key types paramiko does not know, malformed lines.
+    """
+    entries: list[paramiko.hostkeys.HostKeyEntry] = []
+    revoked: list[paramiko.PKey] = []
+    text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        marker = stripped.split(None, 1)[0] if stripped.startswith("@") else None
+        if marker not in (None, "@revoked"):
+            log.info("%s line %d: %s line skipped (not used for pinning)", path, number, marker)
+            continue
+        body = stripped.split(None, 1)[1] if marker else stripped
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(body, number)
+        except (paramiko.SSHException, ValueError) as exc:
+            log.warning("%s line %d cannot be read, skipped: %s", path, number, exc)
+            continue
+        if entry is None:
+            log.info("%s line %d: key type not supported, skipped", path, number)
+        elif marker == "@revoked":
+            revoked.append(entry.key)
+        else:
+            entries.append(entry)
+    known = KnownHosts(paramiko.HostKeys(), tuple(revoked))
+    for entry in entries:
+        if not known.is_revoked(entry.key):
+            for host in entry.hostnames:
+                known.pinned.add(host, entry.key.get_name(), entry.key)
+    return known
+
+
+def _revoked_error(host: str, key: paramiko.PKey, known_hosts: Path) -> RevokedHostKeyError:
+    return RevokedHostKeyError(
+        f"host {host} offered {key.get_name()} key {fingerprint(key)}, which {known_hosts} marks "
+        "@revoked: refused",
+        host=host,
+        received=fingerprint(key),
+        expected=None,
+    )
+
+
 def fetch_host_key(host: str, port: int = DEFAULT_PORT, *, timeout: float = 10.0) -> paramiko.PKey:
     """The host key a server offers (an SSH handshake only, no authentication)."""
     try:
@@ -212,31 +279,59 @@ def trust_host(
     path = Path(known_hosts).expanduser()
     key = fetch_host_key(host, port)
     entry = host_entry(host, port)
-    keys = paramiko.HostKeys()
-    if path.exists():
-        keys.load(str(path))
-    previous = keys.lookup(entry)
+    known = read_known_hosts(path)
+    if known.is_revoked(key):
+        raise _revoked_error(entry, key, path)
+    previous = known.pinned.lookup(entry)
     old = previous.get(key.get_name()) if previous is not None else None
-    if previous is not None:
-        del keys[entry]
-    keys.add(entry, key.get_name(), key)
+    # Every other line (other hosts, markers, comments) is kept as it was.
+    kept = [
+        line
+        for line in _lines(path)
+        if line.lstrip().startswith(("@", "#")) or not _pins(line, entry)
+    ]
+    kept.append(f"{entry} {key.get_name()} {key.get_base64()}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys.save(str(path))
+    _write_atomically(path, ("\n".join(kept) + "\n").encode(), mode=0o644)
     log.info("trusted %s %s %s in %s", entry, key.get_name(), fingerprint(key), path)
     return TrustedHost(
         entry, key.get_name(), fingerprint(key), fingerprint(old) if old is not None else None
     )
 
 
-class _RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
-    """Refuse a host with no recorded key, naming the key it offered."""
+def _lines(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8", errors="replace").removeprefix("\ufeff")
+    return [line for line in text.splitlines() if line.strip()]
 
-    def __init__(self, known_hosts: Path) -> None:
+
+def _pins(line: str, entry: str) -> bool:
+    """Whether a known-hosts line pins a key for `entry` (plain or hashed host names)."""
+    try:
+        parsed = paramiko.hostkeys.HostKeyEntry.from_line(line.strip())
+    except (paramiko.SSHException, ValueError):
+        return False
+    if parsed is None:
+        return False
+    keys = paramiko.HostKeys()
+    for host in parsed.hostnames:
+        keys.add(host, parsed.key.get_name(), parsed.key)
+    return keys.lookup(entry) is not None
+
+
+class _RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
+    """Refuse a host with no recorded key (or a revoked one), naming the key it offered."""
+
+    def __init__(self, known_hosts: Path, known: KnownHosts | None = None) -> None:
         self._known_hosts = known_hosts
+        self._known = known
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
+        if self._known is not None and self._known.is_revoked(key):
+            raise _revoked_error(hostname, key, self._known_hosts)
         raise UnknownHostKeyError(
             f"host {hostname} offered {key.get_name()} key {fingerprint(key)}; "
             f"expected: none recorded in {self._known_hosts}. Check the fingerprint, then run "
@@ -416,15 +511,19 @@ def connect_sftp(settings: SftpSettings, *, timeout: float = 15.0) -> Iterator[S
 
     Raises:
         UnknownHostKeyError, ChangedHostKeyError: The host key is not the recorded one.
+        RevokedHostKeyError: The host key is marked `@revoked` in the known-hosts file.
         SftpAuthenticationError: The key was refused.
         SftpConnectionError: The server could not be reached or the handshake failed.
     """
     name = f"{settings.user}@{host_entry(settings.host, settings.port)}"
     known_hosts = Path(settings.known_hosts).expanduser()
     client = paramiko.SSHClient()
-    if known_hosts.exists():
-        client.load_host_keys(str(known_hosts))
-    client.set_missing_host_key_policy(_RefuseUnknownHost(known_hosts))
+    known = read_known_hosts(known_hosts)
+    host_keys = client.get_host_keys()
+    for host, keys in known.pinned.items():
+        for kind, key in keys.items():
+            host_keys.add(host, kind, key)
+    client.set_missing_host_key_policy(_RefuseUnknownHost(known_hosts, known))
     try:
         client.connect(
             settings.host,

@@ -113,6 +113,7 @@ _REJECTED_PARQUET_OPTIONS: dict[str, Any] = {
     "write_statistics": ["file", "line_number", "reason"],
 }
 PREVIEW_ROWS = 5
+_UTF8_BOM = b"\xef\xbb\xbf"
 DEFAULT_DEDUPE_LOOKBACK_DAYS = 1  # Segment dedupes over at least ~24 h (reference §1.3)
 SCRATCH_PREFIX = "raw-events-"
 PROGRESS_SECONDS = 5.0
@@ -528,6 +529,13 @@ def _decode_problem(line: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]
     message = str(exc)
     if not line.strip():
         return spec.MALFORMED_JSON, "empty line"
+    if line.startswith(_UTF8_BOM):
+        # Valid UTF-8, but JSON text must not start with a BOM (RFC 8259 §8.1), and Segment's
+        # reference (segment.md) gives no sign that it accepts one: rejected, precisely named.
+        return (
+            spec.MALFORMED_JSON,
+            "starts with a UTF-8 byte order mark (EF BB BF), which JSON text must not have",
+        )
     if "UTF-8" in message:
         return spec.INVALID_ENCODING, "not valid UTF-8"
     if "depth limit" in message or "recursion" in message.lower():

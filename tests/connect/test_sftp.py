@@ -24,6 +24,7 @@ from acoustic_pipelines.connect.sftp import (
     ChangedHostKeyError,
     IntegrityError,
     RemoteFileMissingError,
+    RevokedHostKeyError,
     SftpSession,
     SftpSettings,
     UnknownHostKeyError,
@@ -134,6 +135,40 @@ def test_changed_host_key_is_refused_with_both_fingerprints(
     message = str(refused.value)
     assert server.host_key_fingerprint in message and impostor.fingerprint in message
     assert refused.value.expected == impostor.fingerprint
+
+
+def test_known_hosts_marker_lines_and_a_bom_are_understood(
+    login: SftpSettings, server: SftpSandbox, tmp_path: Path
+) -> None:
+    ca = generate_ed25519_key(tmp_path / "ca").public_line.split()[:2]
+    impostor = generate_ed25519_key(tmp_path / "impostor").public_line.split()[:2]
+    pinned = server.known_hosts_line.strip()
+    login.known_hosts.write_text(
+        "\ufeff# a typical ~/.ssh/known_hosts\n"
+        f"@cert-authority *.example.com {ca[0]} {ca[1]}\n"
+        f"@revoked * {impostor[0]} {impostor[1]}\n"
+        f"{pinned}\n",
+        encoding="utf-8",
+    )
+    with connect_sftp(login) as opened:  # the right pinned key still works
+        assert opened.sftp.listdir("/") is not None
+    again = trust_host(server.host, server.port, login.known_hosts)  # markers kept as they were
+    assert again.previous_fingerprint == server.host_key_fingerprint
+    lines = login.known_hosts.read_text().splitlines()
+    assert [line.split()[0] for line in lines if line.startswith("@")] == [
+        "@cert-authority",
+        "@revoked",
+    ]
+    assert sum(line.split()[0] == pinned.split()[0] for line in lines) == 1
+
+    host_key = server.known_hosts_line.split()[1:3]
+    with login.known_hosts.open("a") as out:  # the server's own key revoked: refused, pinned or not
+        out.write(f"@revoked [{server.host}]:{server.port} {host_key[0]} {host_key[1]}\n")
+    with pytest.raises(RevokedHostKeyError, match="@revoked") as refused, connect_sftp(login):
+        pass
+    assert refused.value.received == server.host_key_fingerprint
+    with pytest.raises(RevokedHostKeyError):
+        trust_host(server.host, server.port, login.known_hosts)
 
 
 def test_trust_host_records_the_key_then_login_works(

@@ -202,6 +202,23 @@ def test_a_redelivery_across_midnight_is_a_duplicate_within_the_look_back(tmp_pa
     assert (within_day.accepted, within_day.duplicates_across_days) == (2, 0)
 
 
+def test_a_line_with_a_byte_order_mark_is_rejected_naming_it(tmp_path: Path) -> None:
+    good = event_line("m1", "2026-11-20T10:00:00.000Z", "x")
+    write_files(
+        tmp_path / "archive",
+        {"a.gz": [b"\xef\xbb\xbf" + event_line("m0", "2026-11-20T09:00:00.000Z", "bom"), good]},
+    )
+    archive, lake = (
+        open_location(str(tmp_path / "archive")),
+        Lake(open_location(str(tmp_path / "lake"))),
+    )
+    report = ingest_day(archive, lake, DAY)
+    assert (report.accepted, report.rejected_by_reason) == (1, {spec.MALFORMED_JSON: 1})
+    [row] = lake.read_partition(REJECTED_EVENTS, DAY).to_table().to_pylist()
+    assert row["line_number"] == 1 and "byte order mark (EF BB BF)" in row["detail"]
+    assert row["raw"].startswith("\ufeff{")  # the line kept as it was
+
+
 def test_empty_day_commits_empty_partitions(archive_and_lake: tuple) -> None:
     archive, lake = archive_and_lake
     report = ingest_day(archive, lake, DAY)
