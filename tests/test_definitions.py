@@ -17,6 +17,7 @@ ASSETS = {
 }
 CHECKS = {
     "segment/raw_events:reject_rate_below_threshold",
+    "segment/raw_events:archive_files_readable",
     "segment/raw_events:raw_events_partition_consistent",
     "acoustic/mapped_events:delivery_overview_adds_up",
     "acoustic/mapped_events:no_matching_share_steady",

@@ -40,7 +40,6 @@ the spill in row groups. Memory stays bounded by the batch size, whatever the da
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -66,6 +65,7 @@ from acoustic_pipelines.actions.mappings.kit import MappingError
 from acoustic_pipelines.actions.triggers import TriggerError
 from acoustic_pipelines.config.loading import DestinationConfig, MappingRule
 from acoustic_pipelines.lake import Lake, StagedPartition
+from acoustic_pipelines.owners import owned_scratch
 from acoustic_pipelines.segment.raw_events import RAW_EVENTS, parse_payload
 from acoustic_pipelines.segment.raw_events import REJECTED_EVENTS as INGEST_REJECTS
 
@@ -399,7 +399,7 @@ def map_day(
     # Counted by the rejected table's own commit, so the ingest equation is checked, not assumed.
     ingest_rejects = lake.summary(INGEST_REJECTS, day)
     with (
-        tempfile.TemporaryDirectory(prefix="mapped-events-", dir=scratch_dir) as scratch,
+        owned_scratch("mapped-events-", scratch_dir) as scratch,
         lake.stage(MAPPED_EVENTS, day) as mapped_stage,
         lake.stage(REJECTED_EVENTS, day) as rejected_stage,
         _RejectWriter(lake, rejected_stage.file(DATA_FILE), batch_rows) as rejects,
@@ -424,8 +424,12 @@ def map_day(
             seconds=time.perf_counter() - started,
         )
         _warn_about_accounting(report)
-        lake.commit(rejected_stage, {"rows": report.rejected_rows_written})
-        lake.commit(mapped_stage, report.to_summary())
+        lake.commit_together(  # both visible, or neither (a run killed between the swaps)
+            [
+                (mapped_stage, report.to_summary()),
+                (rejected_stage, {"rows": report.rejected_rows_written}),
+            ]
+        )
     progress(
         f"{day}: {report.events_read:,} events → {report.rows:,} rows, {report.rejected:,} rejects "
         f"for {len(overviews)} destination(s) in {report.seconds:.1f}s "

@@ -381,7 +381,7 @@ def test_a_killed_push_then_a_rerun_stores_each_signal_at_most_once(
     args = [str(tmp_path / "lake"), sandbox.endpoint, str(rules_file), API_KEY, APP_KEY]
     process = subprocess.Popen([sys.executable, "-c", KILLED_PUSH, *args])
     try:
-        _wait_for(lambda: sum(e.status == SENT for e in ledger_entries(lake)) >= 3, process)
+        _wait_for(lambda: _sent_and_sending(ledger_entries(lake)), process)
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
@@ -402,6 +402,12 @@ def test_a_killed_push_then_a_rerun_stores_each_signal_at_most_once(
     assert report.accounting_problems() == []
     table = ledger_table(lake)
     assert Counter(table["status"].to_pylist())[SENDING] == len(left_sending)
+
+
+def _sent_and_sending(entries: list[BatchEntry]) -> bool:
+    """At least 3 batches sent and one in its call: the moment to kill."""
+    statuses = Counter(e.status for e in entries)
+    return statuses[SENT] >= 3 and statuses[SENDING] >= 1
 
 
 def _wait_for(condition: Any, process: subprocess.Popen, timeout: float = 60.0) -> None:
