@@ -165,6 +165,7 @@ def plan_metadata(plan: ExportPlan, store: Lake, days: list[date]) -> dict[str, 
     planned, remaining = plan.planned, plan.remaining
     metadata: dict[str, dg.MetadataValue] = {
         "planned_jobs": dg.MetadataValue.int(planned.jobs),
+        "deferred_jobs": dg.MetadataValue.int(sum(1 for j in plan.jobs if j.deferred)),
         "planned_rows": dg.MetadataValue.int(planned.rows),
         "planned_bytes": dg.MetadataValue.int(planned.bytes),
         "used_jobs": dg.MetadataValue.int(plan.used.jobs),
@@ -198,7 +199,7 @@ def _jobs_table(plan: ExportPlan) -> str:
     rows = [
         {
             "definition": j.definition,
-            "job name": j.job_name,
+            "job name": j.job_name + (f" (deferred: {j.deferred})" if j.deferred else ""),
             "window": f"{j.window_start}..{j.window_end}",
             "rows (est.)": f"{j.estimated_rows:,}",
             "bytes (est.)": f"{j.estimated_bytes:,}",

@@ -200,6 +200,7 @@ def test_jobs_deferred_by_connect_are_submitted_once_the_next_utc_day(
                 str(DAY),
                 str(DAY + timedelta(days=1)),
             )
+            deferred_in_plan = []
             for _ in range(2):  # the request run twice (a retry, a second sensor tick)
                 run = dg.materialize(
                     [export_plan, export_jobs],
@@ -208,6 +209,9 @@ def test_jobs_deferred_by_connect_are_submitted_once_the_next_utc_day(
                     resources=resources(),
                 )
                 assert run.success
+                [plan_event, *_] = run.asset_materializations_for_node("connect__export_plan")
+                deferred_in_plan.append(plan_event.metadata["deferred_jobs"].value)
+            assert deferred_in_plan == [1, 0]  # planned again once, then already submitted
             again = deferred_exports_sensor(
                 dg.build_sensor_context(instance=instance, resources=resources())
             )
