@@ -61,6 +61,7 @@ __all__ = [
     "SUBMITTED",
     "UNKNOWN",
     "DayExhaustedError",
+    "DaysTakenError",
     "ExportLedger",
     "JobRequest",
     "LedgerJob",
@@ -73,6 +74,7 @@ RESERVED, SUBMITTED, UNKNOWN, COLLECTED = "reserved", "submitted", "unknown", "c
 FAILED, REFUSED, DEFERRED = "failed", "refused", "deferred"
 LIVE_STATUSES = (RESERVED, SUBMITTED, UNKNOWN, COLLECTED)
 _LIVE_SQL = "(" + ", ".join(f"'{s}'" for s in LIVE_STATUSES) + ")"
+_TAKEN_SQL = "(" + ", ".join(f"'{s}'" for s in (*LIVE_STATUSES, DEFERRED)) + ")"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS export_jobs (
@@ -145,6 +147,10 @@ class QuotaRefusedError(Exception):
             else f"none of the {len(job_names)} export jobs ({', '.join(job_names)}) reserved"
         )
         super().__init__(what + ": " + "; ".join(str(b) for b in breaches))
+
+
+class DaysTakenError(Exception):
+    """A run's new job covers days another run's job took meanwhile (its plan is out of date)."""
 
 
 class DayExhaustedError(Exception):
@@ -446,15 +452,19 @@ class ExportLedger:
         reserve: Usage,
         now: datetime,
         run_id: str | None = None,
+        exclusive: bool = False,
     ) -> list[Reservation]:
         """Reserve today's quota for every job of a run in one transaction, or for none.
 
         A request whose job the ledger already holds is returned as it is (`created=False`); a
         `deferred` one is reserved again (`created=True`, status `reserved`, reserved now) —
         exactly once, whatever runs race for it. The new and re-reserved jobs are checked
-        together against today's usage.
+        together against today's usage. With `exclusive` (submissions of plans that are not
+        forced), a new job may not cover a day that a live or deferred job of its definition
+        already covers: two runs planning overlapping ranges at once never export a day twice.
 
         Raises:
+            DaysTakenError: A new job covers days another job took after the run planned.
             DayExhaustedError: Connect answered DAILY_LIMIT_EXCEEDED earlier today.
             QuotaRefusedError: Today's usage plus these jobs would pass a limit (less the
                 reserve); every breach is named with how far it is over. Nothing is written.
@@ -477,6 +487,30 @@ class ExportLedger:
             if not fresh:
                 return reservations
             names = [r.job_name for r in fresh]
+            if exclusive:
+                taken = [
+                    f"{r.job_name} covers {row[0]} ({row[1]}..{row[2]}, {row[3]})"
+                    for r in fresh
+                    if r.job_name not in deferred
+                    for row in db.execute(
+                        "SELECT job_name, window_start, window_end, status FROM export_jobs "
+                        f"WHERE definition = ? AND status IN {_TAKEN_SQL} AND window_start <= ? "
+                        "AND window_end >= ? AND job_name <> ?",
+                        (
+                            r.definition,
+                            r.window[1].isoformat(),
+                            r.window[0].isoformat(),
+                            r.job_name,
+                        ),
+                    ).fetchall()
+                ]
+                if taken:
+                    raise DaysTakenError(
+                        f"none of the {len(names)} export job(s) reserved: days were taken by "
+                        "another run after this run planned them: "
+                        + "; ".join(taken)
+                        + ". Run it again: it plans only the days still to export"
+                    )
             exhausted = db.execute(
                 "SELECT message FROM exhausted_days WHERE day = ?", (today.isoformat(),)
             ).fetchone()

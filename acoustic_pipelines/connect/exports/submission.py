@@ -28,6 +28,7 @@ from acoustic_pipelines.connect.client import ConnectClient, outcome_unknown
 from acoustic_pipelines.connect.errors import ConnectError, DailyLimitReachedError
 from acoustic_pipelines.connect.exports.ledger import (
     DayExhaustedError,
+    DaysTakenError,
     ExportLedger,
     JobRequest,
     LedgerJob,
@@ -107,8 +108,9 @@ def submit_plan(
             reserve=plan.reserve,
             now=now(),
             run_id=run_id,
+            exclusive=not plan.forced,
         )
-    except (QuotaRefusedError, DayExhaustedError) as exc:
+    except (QuotaRefusedError, DayExhaustedError, DaysTakenError) as exc:
         raise ExportSubmitError(str(exc), report) from exc
     planned = {j.job_name: j for j in plan.jobs}
     to_send = []

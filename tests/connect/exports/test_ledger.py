@@ -41,6 +41,7 @@ from acoustic_pipelines.connect.exports.ledger import (
     SUBMITTED,
     UNKNOWN,
     DayExhaustedError,
+    DaysTakenError,
     ExportLedger,
     JobRequest,
     QuotaRefusedError,
@@ -670,3 +671,22 @@ CREATE TABLE export_jobs (
     collected_at TEXT, error TEXT
 );
 """
+
+
+def test_an_exclusive_reservation_refuses_days_another_run_took_meanwhile(
+    ledger: ExportLedger,
+) -> None:
+    """Two runs planned overlapping ranges at once (a backfill and the schedule): the second
+    to reserve is refused whole, so no day is exported twice; a forced plan may overlap."""
+    ledger.reserve_all([request("range", first=1)], limits=ROOM, reserve=NO_RESERVE, now=NOW)
+    single = request("day-1", first=1)
+    other = request("day-5", first=5)
+    with pytest.raises(DaysTakenError) as caught:
+        ledger.reserve_all(
+            [other, single], limits=ROOM, reserve=NO_RESERVE, now=NOW, exclusive=True
+        )
+    assert "day-1 covers range (2026-03-01..2026-03-01, reserved)" in str(caught.value)
+    assert "Run it again" in str(caught.value)
+    assert [j.job_name for j in ledger.jobs()] == ["range"]  # day-5 not reserved either
+    forced = ledger.reserve_all([single], limits=ROOM, reserve=NO_RESERVE, now=NOW)
+    assert forced[0].created
