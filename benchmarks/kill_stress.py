@@ -91,7 +91,7 @@ def stress_ingest(root: Path, kills: int, events: int, rng: random.Random) -> di
         process = subprocess.Popen(
             [sys.executable, "-c", INGEST, str(archive_dir), str(lake_dir), str(scratch)]
         )
-        time.sleep(rng.uniform(0.5, full + 2.0))
+        time.sleep(rng.uniform(0.8, 0.8 + full))  # python start-up, then somewhere in the run
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         raw, rejected = visible(lake)
