@@ -3,7 +3,8 @@
 import dagster as dg
 
 from acoustic_pipelines import settings
-from assets import acoustic, automation, exports, segment, signals
+from assets import acoustic, automation, exports, segment, sensors, signals
+from assets.catalog import with_code_references, with_code_version
 from assets.connections import build_connections, configured_connections
 from resources import AcousticConnectResource, LakeResource, SegmentArchiveResource
 from resources.acoustic_s3 import AcousticS3Resource
@@ -16,17 +17,20 @@ connection_assets, connection_jobs, connection_schedules = build_connections(
     configured_connections()
 )
 
+ASSETS = [
+    segment.archive,
+    segment.raw_events,
+    acoustic.mapped_events,
+    acoustic.s3_csv_delivery,
+    signals.signal_pushes,
+    exports.export_plan,
+    exports.export_jobs,
+    exports.exported_signals,
+    *connection_assets,
+]
+
 defs = dg.Definitions(
-    assets=[
-        segment.raw_events,
-        acoustic.mapped_events,
-        acoustic.s3_csv_delivery,
-        signals.signal_pushes,
-        exports.export_plan,
-        exports.export_jobs,
-        exports.exported_signals,
-        *connection_assets,
-    ],
+    assets=with_code_references(with_code_version(ASSETS)),
     asset_checks=[segment.raw_events_partition_consistent],
     jobs=[
         automation.daily_pipeline_job,
@@ -35,7 +39,12 @@ defs = dg.Definitions(
         *connection_jobs,
     ],
     schedules=[automation.daily_pipeline_schedule, *connection_schedules],
-    sensors=[automation.exported_files_sensor, automation.deferred_exports_sensor],
+    sensors=[
+        automation.exported_files_sensor,
+        automation.deferred_exports_sensor,
+        sensors.segment_archive_observations,
+        sensors.segment_archive_complete_days,
+    ],
     resources={
         "segment_archive": SegmentArchiveResource(),
         "lake": LakeResource(),

@@ -2,30 +2,53 @@
 (`connect/signal_pushes`)."""
 
 import os
+from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
+import pyarrow.parquet as pq
 from pydantic import Field
 
 from acoustic_pipelines.config.loading import SignalsConfig
 from acoustic_pipelines.connect.signals.ledger import (
+    LEDGER_FILE,
+    LEDGER_SCHEMA,
     SIGNAL_PUSHES,
     LedgerError,
 )
 from acoustic_pipelines.connect.signals.pushes import PushReport, SignalPushError, push_day
-from acoustic_pipelines.connect.signals.rejected import REJECTED_SIGNALS
+from acoustic_pipelines.connect.signals.rejected import REJECTED_SIGNALS, REJECTED_SIGNALS_SCHEMA
 from acoustic_pipelines.connect.signals.rules import SignalSettings
 from acoustic_pipelines.lake import Lake, PartitionNotFound
 from acoustic_pipelines.leases import LeaseHeld, LeaseLost
 from acoustic_pipelines.segment.raw_events import RAW_EVENTS
+from assets.catalog import column_schema
 from assets.markdown import markdown_table
-from assets.partitions import daily_partitions
+from assets.partitions import (
+    BACKFILL_POLICY,
+    add_day_metadata,
+    daily_partitions,
+    day_check_events,
+    materialize_results,
+    run_days,
+)
+from assets.retries import TRANSIENT_RETRY
 from assets.segment import OWNERS, RAW_EVENTS_KEY
 from resources.connect import AcousticConnectResource
 from resources.pipeline_config import PipelineConfigResource
 from resources.storage import LakeResource
 
 SIGNAL_PUSHES_KEY = dg.AssetKey(SIGNAL_PUSHES.split("/"))
+REJECTED_SIGNALS_KEY = dg.AssetKey(REJECTED_SIGNALS.split("/"))
+CODE_VERSION = "1"  # bump when a change alters what a partition holds
+LEDGER_COLUMNS = {
+    "message_id": "the Segment messageId the signal came from",
+    "rule": "the signal rule that built it",
+    "signal_type": "Connect signal type (addToCart, order, …)",
+    "batch": "the createSignals batch it was sent in",
+    "signal_id": "the id Connect returned (sent signals only)",
+    "status": "sending, sent, failed or unknown",
+}
 CONNECT_POOL = "acoustic_connect_api"
 OUTCOMES_CHECK = "signal_outcomes_known"
 
@@ -54,21 +77,44 @@ class SignalPushesConfig(dg.Config):
     )
 
 
-@dg.asset(
-    key=SIGNAL_PUSHES_KEY,
-    group_name="connect",
+@dg.multi_asset(
+    name="connect__signal_pushes",
+    specs=[
+        dg.AssetSpec(
+            SIGNAL_PUSHES_KEY,
+            description="The day's behavior signals sent to Acoustic Connect with createSignals, "
+            "as the day's ledger: one row per signal with its batch, status and signal id.",
+            deps=[RAW_EVENTS_KEY],
+            group_name="connect",
+            kinds={"acoustic", "parquet"},
+            owners=OWNERS,
+            code_version=CODE_VERSION,
+            metadata={"dagster/column_schema": column_schema(LEDGER_SCHEMA, LEDGER_COLUMNS)},
+        ),
+        dg.AssetSpec(
+            REJECTED_SIGNALS_KEY,
+            description="The day's signals that break Connect's content rules or that Connect "
+            "refused, with every problem (written by the same step as `connect/signal_pushes`; "
+            "a dry run writes none).",
+            deps=[RAW_EVENTS_KEY],
+            group_name="connect",
+            kinds={"acoustic", "parquet"},
+            owners=OWNERS,
+            code_version=CODE_VERSION,
+            skippable=True,
+            metadata={"dagster/column_schema": column_schema(REJECTED_SIGNALS_SCHEMA)},
+        ),
+    ],
     partitions_def=daily_partitions,
-    deps=[RAW_EVENTS_KEY],
-    kinds={"acoustic", "parquet"},
-    owners=OWNERS,
+    backfill_policy=BACKFILL_POLICY,
+    can_subset=True,  # both datasets are always written; the selected ones are recorded
     pool=CONNECT_POOL,
-    retry_policy=dg.RetryPolicy(
-        max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-    ),
+    retry_policy=TRANSIENT_RETRY,
     check_specs=[
         dg.AssetCheckSpec(
             OUTCOMES_CHECK,
             asset=SIGNAL_PUSHES_KEY,
+            partitions_def=daily_partitions,
             description="Warns when some signals' outcome is unknown (a dropped connection or "
             "a run that died mid-call): they are not sent again unless a run sets "
             "`resend_unknown` (at-least-once for them).",
@@ -81,7 +127,7 @@ def signal_pushes(
     pipeline_config: PipelineConfigResource,
     lake: LakeResource,
     acoustic_connect: AcousticConnectResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation | dg.Output]:
     """The day's behavior signals, sent to Acoustic Connect once each.
 
     Every raw event of the day goes through the `signals:` rules of the pipeline config; each
@@ -94,12 +140,56 @@ def signal_pushes(
     rule go to `connect/rejected_signals` with every problem. The application key is read from
     the environment variable named by `signals.app_key_env`.
     """
-    day = context.partition_time_window.start.date()
+    days = run_days(context)
     signals = pipeline_config.load().signals
     app_key = _app_key(signals)
     store = lake.get_lake()
+    checks: dict[date, list[dg.AssetCheckResult]] = {}
+    for number, day in enumerate(days, 1):
+        context.log.info(
+            f"day {number} of {len(days)}: {day}, reading {store.partition_uri(RAW_EVENTS, day)}, "
+            f"ledger {store.partition_uri(SIGNAL_PUSHES, day)}"
+        )
+        report = _push(context, config, signals, app_key, store, acoustic_connect, day)
+        context.log.info(_summary_line(report))
+        add_day_metadata(
+            context, day, push_metadata(report, signals, store), asset_key=SIGNAL_PUSHES_KEY
+        )
+        if not config.dry_run:
+            add_day_metadata(
+                context, day, rejected_metadata(report, store), asset_key=REJECTED_SIGNALS_KEY
+            )
+        checks[day] = [outcomes_result(report)]
+    yield from materialize_results(
+        context,
+        [SIGNAL_PUSHES_KEY] if config.dry_run else [SIGNAL_PUSHES_KEY, REJECTED_SIGNALS_KEY],
+    )
+    yield from day_check_events(context, checks)
+
+
+def rejected_metadata(report: PushReport, store: Lake) -> dict[str, dg.MetadataValue]:
+    """The day's rejected signals: how many, why, and where they are."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(report.rejected),
+        "dagster/partition_row_count": dg.MetadataValue.int(report.rejected),
+        "refused_by_connect": dg.MetadataValue.int(report.signals_refused),
+        "rejected_signals_path": dg.MetadataValue.path(_uri(store, REJECTED_SIGNALS, report.day)),
+        "by_reason": dg.MetadataValue.md(_reasons_table(report)),
+    }
+
+
+def _push(
+    context: dg.AssetExecutionContext,
+    config: SignalPushesConfig,
+    signals: SignalsConfig,
+    app_key: str,
+    store: Lake,
+    acoustic_connect: AcousticConnectResource,
+    day: date,
+) -> PushReport:
+    """Push one day; library errors become failures (retried only when the error says so)."""
     try:
-        report = push_day(
+        return push_day(
             store,
             day,
             rules=signals.compiled_rules,
@@ -130,11 +220,6 @@ def signal_pushes(
             metadata=push_metadata(exc.report, signals, store),
             allow_retries=exc.retryable,
         ) from None
-    context.log.info(_summary_line(report))
-    return dg.MaterializeResult(
-        metadata=push_metadata(report, signals, store),
-        check_results=[outcomes_result(report)],
-    )
 
 
 def _app_key(signals: SignalsConfig) -> str:
@@ -201,6 +286,10 @@ def push_metadata(
         "retries": report.retries,
     }
     metadata: dict[str, dg.MetadataValue] = {k: dg.MetadataValue.int(v) for k, v in counts.items()}
+    rows = _ledger_rows(store, report.day)
+    if rows is not None:
+        metadata["dagster/row_count"] = dg.MetadataValue.int(rows)
+        metadata["dagster/partition_row_count"] = dg.MetadataValue.int(rows)
     metadata["seconds"] = dg.MetadataValue.float(round(report.seconds, 3))
     metadata["signals_per_second"] = dg.MetadataValue.float(round(report.signals_per_second, 1))
     metadata["dry_run"] = dg.MetadataValue.bool(report.dry_run)
@@ -219,6 +308,16 @@ def push_metadata(
         _uri(store, REJECTED_SIGNALS, report.day)
     )
     return metadata
+
+
+def _ledger_rows(store: Lake, day: date) -> int | None:
+    """Signals in the day's ledger file (None when there is none, e.g. a dry run of a new day)."""
+    try:
+        return pq.ParquetFile(
+            store.fs.open_input_file(f"{store.partition_path(SIGNAL_PUSHES, day)}/{LEDGER_FILE}")
+        ).metadata.num_rows
+    except (FileNotFoundError, OSError):
+        return None
 
 
 def _uri(store: Lake, dataset: str, day: date) -> str:

@@ -31,6 +31,19 @@ class SegmentArchiveResource(_LocationResource):
         description=f"Archive root; unset: ${settings.ARCHIVE_ENV}, else {settings.DEFAULT_ARCHIVE}",
     )
 
+    complete_after_next_day_file: bool = Field(
+        default=True,
+        description="A day of the archive is complete once a file of the next day exists "
+        "(Segment writes the days in order).",
+    )
+    cutoff_hour_utc: int | None = Field(
+        default=6,
+        ge=0,
+        le=23,
+        description="A day of the archive is complete once this hour (UTC) of the next day has "
+        "passed, whatever the files; unset: only the next day's file counts.",
+    )
+
     def get_location(self) -> Location:
         """Open the archive root (the environment is read here, at run time)."""
         return self._open(settings.archive_location())

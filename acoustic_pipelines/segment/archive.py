@@ -68,6 +68,10 @@ class UnreadableArchiveError(StorageError):
         self.errors = errors
 
 
+class ArchiveNotFoundError(StorageError):
+    """The archive root has no `segment-logs/` folder: a wrong location, not an empty day."""
+
+
 @dataclass(frozen=True)
 class ArchiveFile:
     """One gzip NDJSON file of the archive."""
@@ -95,6 +99,112 @@ class ArchiveDay:
 def day_folder(day: date) -> str:
     """The `<received-day>` folder name: epoch milliseconds of 00:00 UTC of `day`."""
     return str(int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000)
+
+
+def require_archive(archive: Location) -> None:
+    """Fail unless the archive root holds `segment-logs/`, so a mistyped root is never an empty day.
+
+    Raises:
+        ArchiveNotFoundError: naming the folder that was looked for.
+    """
+    logs = archive.path(LOGS_FOLDER)
+    try:
+        info = archive.fs.get_file_info(logs)
+    except (OSError, pa.ArrowException) as exc:
+        raise ArchiveNotFoundError(
+            f"Segment archive {archive.uri}: cannot read {logs}: {exc}"
+        ) from exc
+    if info.type != pafs.FileType.Directory:
+        raise ArchiveNotFoundError(
+            f"Segment archive {archive.uri}: no {LOGS_FOLDER}/ folder at "
+            f"{archive.uri_of(logs)}; expected {LOGS_FOLDER}/<source>/<day-ms>/*.gz there "
+            "(is the archive location mistyped?)"
+        )
+
+
+@dataclass(frozen=True)
+class ArchiveDayObservation:
+    """What the archive holds for one received-day right now (the day's upstream data version)."""
+
+    day: date
+    files: int
+    bytes: int
+    newest_file: str | None  # key of the most recently modified file
+    newest_modified: datetime | None
+
+    @property
+    def data_version(self) -> str:
+        """Changes whenever a file is added, replaced or grows: a late file is new upstream data."""
+        stamp = self.newest_modified.isoformat() if self.newest_modified else "-"
+        return f"{self.files}-{self.bytes}-{stamp}"
+
+
+def observe_archive_day(archive: Location, day: date) -> ArchiveDayObservation:
+    """Count the day's files and bytes and find its newest file, without reading any file."""
+    newest: tuple[datetime, str] | None = None
+    files = size = 0
+    folder = day_folder(day)
+    for source in _list(archive.fs, archive.path(LOGS_FOLDER)):
+        if source.type != pafs.FileType.Directory:
+            continue
+        for info in _list(archive.fs, f"{source.path}/{folder}"):
+            if info.type != pafs.FileType.File or not info.path.endswith(".gz"):
+                continue
+            files += 1
+            size += info.size or 0
+            modified = (
+                info.mtime.astimezone(UTC) if info.mtime else datetime.min.replace(tzinfo=UTC)
+            )
+            if newest is None or (modified, info.path) > newest:
+                newest = (modified, info.path)
+    return ArchiveDayObservation(
+        day=day,
+        files=files,
+        bytes=size,
+        newest_file=archive.relative(newest[1]) if newest else None,
+        newest_modified=newest[0] if newest and newest[0].year > 1 else None,
+    )
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """Whether a received-day of the archive is complete, and why (or why not)."""
+
+    complete: bool
+    reason: str
+
+
+def archive_day_completeness(
+    archive: Location,
+    day: date,
+    *,
+    now: datetime,
+    next_day_file: bool = True,
+    cutoff_hour: int | None = 6,
+) -> Completeness:
+    """Whether Segment has finished writing `day`: a file of the next day exists (Segment writes
+    days in order), or the cut-off hour of the next day has passed (UTC); either rule can be off.
+
+    Args:
+        archive: the archive root.
+        day: the received-day.
+        now: the current time (timezone-aware).
+        next_day_file: a file in the next day's folder makes `day` complete.
+        cutoff_hour: `day` is complete once this hour (UTC) of the next day has passed; None: never.
+    """
+    next_day = date.fromordinal(day.toordinal() + 1)
+    if next_day_file:
+        following = observe_archive_day(archive, next_day)
+        if following.files:
+            return Completeness(True, f"{following.files} file(s) of {next_day} exist")
+    if cutoff_hour is not None:
+        cutoff = datetime(next_day.year, next_day.month, next_day.day, cutoff_hour, tzinfo=UTC)
+        if now >= cutoff:
+            return Completeness(True, f"the cut-off {cutoff.isoformat()} has passed")
+        return Completeness(
+            False, f"waiting for a file of {next_day} or the cut-off {cutoff.isoformat()}"
+        )
+    return Completeness(False, f"waiting for a file of {next_day}")
 
 
 def list_archive_day(archive: Location, day: date) -> ArchiveDay:

@@ -96,7 +96,7 @@ def test_the_sensor_requests_a_window_once_all_its_files_are_there(
 
 def test_the_daily_schedule_runs_every_asset_but_the_collection() -> None:
     job = defs.resolve_job_def(daily_pipeline_job.name)
-    every = defs.resolve_asset_graph().get_all_asset_keys()
+    every = defs.resolve_asset_graph().materializable_asset_keys
     selected = set(job.asset_layer.selected_asset_keys)
     assert selected == every - {EXPORTED_SIGNALS_KEY}
     schedule = defs.resolve_schedule_def("daily_pipeline_schedule")

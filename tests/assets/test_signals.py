@@ -63,8 +63,12 @@ def run(folder: Path, instance: dg.DagsterInstance, **op_config: Any) -> dg.Exec
     )
 
 
-def metadata_of(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    (materialization,) = result.asset_materializations_for_node(NODE)
+def metadata_of(result: dg.ExecuteInProcessResult, asset: str = "signal_pushes") -> dict[str, Any]:
+    (materialization,) = [
+        m
+        for m in result.asset_materializations_for_node(NODE)
+        if m.asset_key == dg.AssetKey(["connect", asset])
+    ]
     return {key: value.value for key, value in materialization.metadata.items()}
 
 
@@ -90,6 +94,9 @@ def test_signals_are_pushed_once_and_the_metadata_matches_the_sandbox(
         assert meta["rejected"] == sum(v for k, v in meta.items() if k.startswith("rejected/"))
         assert meta["unknown_outcome"] == 0 and meta["dry_run"] is False
         assert meta["ledger_path"].endswith("connect/signal_pushes/date=2026-11-20")
+        assert meta["dagster/row_count"] == meta["signals_sent"]
+        rejected = metadata_of(first, "rejected_signals")
+        assert rejected["dagster/row_count"] == meta["rejected"]
         checks = {e.check_name: e for e in first.get_asset_check_evaluations()}
         assert checks[OUTCOMES_CHECK].passed
 
@@ -116,6 +123,8 @@ def test_a_dry_run_sends_nothing(folder: Path, sandbox: Any) -> None:
         assert meta["signals_not_sent"] == meta["signals_built"] > 0
         assert sandbox.stats()["signals"]["stored"] == 0
         assert not (folder / "lake" / "connect" / "signal_pushes").exists()
+        materialized = {m.asset_key for m in result.asset_materializations_for_node(NODE)}
+        assert materialized == {dg.AssetKey(["connect", "signal_pushes"])}  # no rejects written
 
 
 def test_a_missing_application_key_fails_naming_its_variable(
@@ -144,3 +153,41 @@ def test_a_refused_api_key_fails_without_showing_it(
         assert "refused" in failure.step_failure_data.user_failure_data.description
         text = event_log_text(instance, result.run_id)
         assert wrong not in text and APP_KEY not in text
+
+
+def test_a_range_run_pushes_and_reports_each_day(folder: Path, sandbox: Any) -> None:
+    """Two days in one run: each day's ledger, metadata and check are its own."""
+    second = DAY.replace(day=21)
+    write_sample_archive(open_location(str(folder / "archive")), second, events=700, seed=4)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [raw_events, signal_pushes],
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": DAY.isoformat(),
+                "dagster/asset_partition_range_end": second.isoformat(),
+            },
+            resources={
+                "segment_archive": SegmentArchiveResource(location=str(folder / "archive")),
+                "lake": LakeResource(location=str(folder / "lake")),
+                "pipeline_config": PipelineConfigResource(),
+                "acoustic_connect": AcousticConnectResource(
+                    api_key=dg.EnvVar(settings.ACOUSTIC_API_KEY_ENV), max_retries=1
+                ),
+            },
+        )
+    assert result.success
+    pushes = {
+        m.partition: {k: v.value for k, v in m.metadata.items()}
+        for m in result.asset_materializations_for_node(NODE)
+        if m.asset_key == dg.AssetKey(["connect", "signal_pushes"])
+    }
+    assert set(pushes) == {DAY.isoformat(), second.isoformat()}
+    assert pushes[DAY.isoformat()]["signals_sent"] != pushes[second.isoformat()]["signals_sent"]
+    assert sum(p["signals_sent"] for p in pushes.values()) == sandbox.stats()["signals"]["stored"]
+    for partition, meta in pushes.items():
+        assert meta["ledger_path"].endswith(f"date={partition}")
+    outcomes = [
+        e.partition for e in result.get_asset_check_evaluations() if e.check_name == OUTCOMES_CHECK
+    ]
+    assert sorted(outcomes) == [DAY.isoformat(), second.isoformat()]
