@@ -162,7 +162,15 @@ class Lake:
         if self.location.is_local:
             return open_lease_store(self.location.path(_LEASES, "leases.sqlite"))
         name = "".join(c if c.isalnum() else "_" for c in self.location.root)
-        return open_lease_store(f"{tempfile.gettempdir()}/acoustic-pipelines-leases/{name}.sqlite")
+        path = f"{tempfile.gettempdir()}/acoustic-pipelines-leases/{name}.sqlite"
+        log.warning(
+            "the lake %s is on S3 and %s is not set: partition leases are kept in %s, which only "
+            "this machine sees; set it to a postgresql:// URL when runs start on several machines",
+            self.location.uri,
+            settings.LEASES_ENV,
+            path,
+        )
+        return open_lease_store(path)
 
     def lease(
         self,
