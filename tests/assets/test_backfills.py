@@ -1,5 +1,5 @@
 """A backfill launched as the UI launches it goes through Dagster's own asset-backfill machinery
-(the daemon's backfill iteration, against the code location served by a gRPC code server): the
+(the daemon's backfill iteration, against the code location loaded in process): the
 export assets over a 3-day range become ONE run holding all three assets and the whole range —
 `BackfillPolicy.single_run()` on each, identity partition mappings, so Dagster requests each
 child together with its parent. One run means one plan and one job per export definition.
@@ -16,8 +16,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster._core.execution.backfill import PartitionBackfill
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.test_utils import create_test_daemon_workspace_context
-from dagster._core.workspace.load_target import ModuleTarget
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.backfill import execute_backfill_iteration
 
 from acoustic_pipelines import settings
@@ -48,11 +50,15 @@ def test_a_backfill_of_the_export_assets_over_a_range_is_one_run(
     (tmp_path / "dagster.yaml").write_text(QUEUED_INSTANCE)
     selection = [EXPORT_PLAN_KEY, EXPORT_JOBS_KEY, EXPORTED_SIGNALS_KEY]
     days = [(FIRST + timedelta(days=i)).isoformat() for i in range(3)]
-    target = ModuleTarget(
-        module_name="acoustic_pipelines.definitions",
-        attribute="defs",
-        working_directory=str(REPO),
-        location_name="acoustic_pipelines",
+    target = InProcessWorkspaceLoadTarget(
+        InProcessCodeLocationOrigin(
+            LoadableTargetOrigin(
+                module_name="acoustic_pipelines.definitions",
+                attribute="defs",
+                working_directory=str(REPO),
+            ),
+            location_name="acoustic_pipelines",
+        )
     )
     with (
         dg.DagsterInstance.from_config(str(tmp_path)) as instance,
