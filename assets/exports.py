@@ -3,7 +3,7 @@ blocking quota checks (`connect/export_plan`), the submitted jobs (`connect/expo
 collected files as Parquet (`connect/exported_signals`)."""
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import dagster as dg
 from pydantic import Field
@@ -22,7 +22,6 @@ from acoustic_pipelines.connect.exports.planning import (
     ExportPlan,
     plan_exports,
 )
-from acoustic_pipelines.connect.exports.quota import window_days
 from acoustic_pipelines.connect.exports.submission import (
     ExportSubmitError,
     StalePlanError,
@@ -55,7 +54,7 @@ from assets.export_results import (
     quota_warning_result,
     usage_results,
 )
-from assets.partitions import daily_partitions, day_check_events
+from assets.partitions import BACKFILL_POLICY, daily_partitions, day_check_events, run_days
 from assets.segment import OWNERS
 from assets.signals import SIGNAL_PUSHES_KEY
 from resources.connect import AcousticConnectResource
@@ -91,12 +90,6 @@ class ExportedSignalsConfig(dg.Config):
     )
 
 
-def _run_days(context: dg.AssetExecutionContext) -> list[date]:
-    """The UTC days of the run: one partition, or every day of a backfilled range."""
-    window = context.partition_time_window
-    return window_days(window.start.date(), window.end.date() - timedelta(days=1))
-
-
 @dg.asset(
     key=EXPORT_PLAN_KEY,
     group_name="connect",
@@ -104,7 +97,7 @@ def _run_days(context: dg.AssetExecutionContext) -> list[date]:
     deps=[SIGNAL_PUSHES_KEY],
     kinds={"acoustic", "json"},
     owners=OWNERS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=BACKFILL_POLICY,
     check_specs=[
         *(
             dg.AssetCheckSpec(
@@ -146,7 +139,7 @@ def export_plan(
     job ledger and binds every later run: export_jobs submits nothing for a day whose latest
     plan failed. The plan is at `connect/export_plan/date=…/plan.json`.
     """
-    days = _run_days(context)
+    days = run_days(context)
     store = lake.get_lake()
     ledger = export_ledger.get_ledger()
     plan = _plan(days, pipeline_config, store, ledger, force=config.force)
@@ -207,7 +200,7 @@ def _pushed(store: Lake, day: date) -> dict[str, int]:
     kinds={"acoustic", "sqlite"},
     owners=OWNERS,
     pool=EXPORTS_POOL,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=BACKFILL_POLICY,
 )
 def export_jobs(
     context: dg.AssetExecutionContext,
@@ -232,7 +225,7 @@ def export_jobs(
     window, submitted-at, rows and bytes once collected) is at
     `$ACOUSTIC_PIPELINES_EXPORT_LEDGER`.
     """
-    days = _run_days(context)
+    days = run_days(context)
     store = lake.get_lake()
     ledger = export_ledger.get_ledger()
     verdicts = ledger.verdicts(days)
@@ -291,7 +284,7 @@ def _refused(verdicts: dict[date, Verdict | None]) -> int:
     kinds={"acoustic", "parquet"},
     owners=OWNERS,
     pool=SFTP_POOL,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=BACKFILL_POLICY,
     check_specs=[
         dg.AssetCheckSpec(
             name,
@@ -321,7 +314,7 @@ def exported_signals(
     Columns are the export's (timestamps as UTC timestamps, booleans, arrays parsed,
     `SIGNAL_CONTENT` as JSON text, audience attributes as text).
     """
-    days = _run_days(context)
+    days = run_days(context)
     exports = pipeline_config.load().exports
     ledger = export_ledger.get_ledger()
     store = lake.get_lake()

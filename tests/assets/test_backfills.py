@@ -1,8 +1,9 @@
-"""A backfill launched as the UI launches it goes through Dagster's own asset-backfill machinery
-(the daemon's backfill iteration, against the code location loaded in process): the
-export assets over a 3-day range become ONE run holding all three assets and the whole range —
-`BackfillPolicy.single_run()` on each, identity partition mappings, so Dagster requests each
-child together with its parent. One run means one plan and one job per export definition.
+"""A backfill of an asset selection holding the export assets, launched as the UI launches it,
+goes through Dagster's own asset-backfill machinery (the daemon's backfill iteration, against
+the code location loaded in process): over a 3-day range it is ONE run holding the three assets
+and the whole range — `BackfillPolicy.single_run()` on each, identity partition mappings, so
+Dagster requests each child together with its parent. One run means one plan and one job per
+export definition. ("Materialize all" is tests/assets/test_backfill_policy.py.)
 
 The runs are only queued (QueuedRunCoordinator, no daemon dequeues them): what is tested is how
 the backfill groups partitions into runs, not the runs themselves (tests/assets/test_exports.py
@@ -48,7 +49,6 @@ def test_a_backfill_of_the_export_assets_over_a_range_is_one_run(
     ):
         monkeypatch.setenv(name, "set-for-the-run-config-only")  # the code server reads them
     (tmp_path / "dagster.yaml").write_text(QUEUED_INSTANCE)
-    selection = [EXPORT_PLAN_KEY, EXPORT_JOBS_KEY, EXPORTED_SIGNALS_KEY]
     days = [(FIRST + timedelta(days=i)).isoformat() for i in range(3)]
     target = InProcessWorkspaceLoadTarget(
         InProcessCodeLocationOrigin(
@@ -64,9 +64,11 @@ def test_a_backfill_of_the_export_assets_over_a_range_is_one_run(
         dg.DagsterInstance.from_config(str(tmp_path)) as instance,
         create_test_daemon_workspace_context(target, instance) as workspace,
     ):
+        graph = workspace.create_request_context().asset_graph
+        selection = [EXPORT_PLAN_KEY, EXPORT_JOBS_KEY, EXPORTED_SIGNALS_KEY]
         backfill = PartitionBackfill.from_asset_partitions(
             backfill_id="range",
-            asset_graph=workspace.create_request_context().asset_graph,
+            asset_graph=graph,
             partition_names=days,
             asset_selection=selection,
             backfill_timestamp=time.time(),
