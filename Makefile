@@ -13,19 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-$(DAGSTER_HOME):
-	mkdir -p $(DAGSTER_HOME)
-
-$(DAGSTER_HOME)/dagster.yaml: | $(DAGSTER_HOME)
-	cp config/dagster.yaml $@
-
-demo: $(STAMP) | $(DAGSTER_HOME)/dagster.yaml  ## set up, then run the daily pipeline on a sample day
+demo: $(STAMP)  ## set up, then run the daily pipeline on a sample day (it initialises DAGSTER_HOME)
 	$(BIN)/acoustic-pipelines demo
 
 test: $(STAMP)  ## set up, then run the whole test suite
 	$(BIN)/python -m pytest
 
-dev: $(STAMP) | $(DAGSTER_HOME)/dagster.yaml  ## open the Dagster UI on this code location
+# `instance init` installs config/dagster.yaml into DAGSTER_HOME (if it has none) and creates the
+# instance's storage once, under a lock: several processes opening a brand-new home at once race.
+dev: $(STAMP)  ## open the Dagster UI on this code location
+	$(BIN)/acoustic-pipelines instance init
 	$(BIN)/acoustic-pipelines sandbox -- $(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP)  ## throughput and memory figures (by hand, not part of the tests)

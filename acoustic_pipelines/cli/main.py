@@ -30,6 +30,7 @@ from acoustic_pipelines.acoustic.test_mapping import (
     run_test_mapping,
 )
 from acoustic_pipelines.cli.connections import add_connections_commands
+from acoustic_pipelines.cli.instance import add_instance_commands, dagster_home, prepare_instance
 from acoustic_pipelines.cli.sftp import add_sftp_commands
 from acoustic_pipelines.config.loading import ConfigError, PipelineConfig, load_config
 from acoustic_pipelines.connect.signals.content import TIERS
@@ -145,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(run=_run_sandbox)
     add_sftp_commands(commands)
     add_connections_commands(commands)
+    add_instance_commands(commands)
     return parser
 
 
@@ -217,11 +219,11 @@ def _sandbox_folder() -> Path | None:
 
 def _materialize_day(dg: Any, defs: Any, day: date) -> int:
     """Run every asset of the code location for one day, in process; print outputs and checks."""
-    instance = (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
+    if os.environ.get("DAGSTER_HOME"):
+        prepare_instance(dagster_home())  # once, under a lock: other runs may open it now too
+        instance = dg.DagsterInstance.get()
+    else:
+        instance = dg.DagsterInstance.ephemeral()
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
         partition_key=day.isoformat(),
