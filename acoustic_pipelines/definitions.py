@@ -3,6 +3,7 @@
 import dagster as dg
 
 from acoustic_pipelines import settings
+from acoustic_pipelines.config.loading import load_config
 from assets import acoustic, automation, exports, segment, sensors, signals
 from assets.catalog import with_code_references, with_code_version
 from assets.connections import build_connections, configured_connections
@@ -11,6 +12,10 @@ from resources.acoustic_s3 import AcousticS3Resource
 from resources.connections import SegmentConnectionsResource
 from resources.exports import AcousticSftpResource, ExportLedgerResource
 from resources.pipeline_config import PipelineConfigResource
+
+# The pipeline config is checked when the code location loads, so `dagster definitions validate`
+# and the UI's reload fail on an invalid file with every problem listed, not the first run.
+load_config()
 
 # Segment Connections: one asset, job and (when scheduled) schedule per model of the config.
 connection_assets, connection_jobs, connection_schedules = build_connections(

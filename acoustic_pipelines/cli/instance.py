@@ -75,7 +75,7 @@ def prepare_instance(home: Path, *, shipped: Path = SHIPPED_INSTANCE_CONFIG) -> 
 
 
 def add_instance_commands(commands: Any) -> None:
-    """Register `instance init` on the command's subparsers."""
+    """Register `instance init`, `check` and `release` on the command's subparsers."""
     instance = commands.add_parser(
         "instance", help="the Dagster instance in $DAGSTER_HOME: install and initialise it"
     )
@@ -86,6 +86,18 @@ def add_instance_commands(commands: Any) -> None:
         "instance's storage once, before several runs open it at once",
     )
     init.set_defaults(run=_run_init)
+    check = actions.add_parser(
+        "check",
+        help="list runs whose process is gone but which still hold a pool slot (exit code 1 if any)",
+    )
+    check.set_defaults(run=_run_check)
+    release = actions.add_parser(
+        "release",
+        help="fail a run whose process is gone and free the pool slots it still holds "
+        "(what the daemon's run monitoring does by itself under make dev)",
+    )
+    release.add_argument("run_id", metavar="RUN_ID", help="the run named by the blocked command")
+    release.set_defaults(run=_run_release)
 
 
 def _run_init(_args: argparse.Namespace) -> int:
@@ -98,3 +110,42 @@ def _run_init(_args: argparse.Namespace) -> int:
     source = f"installed {SHIPPED_INSTANCE_CONFIG}" if installed else "kept its dagster.yaml"
     print(f"Dagster instance ready in {home} ({source})")
     return 0
+
+
+def _run_release(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from acoustic_pipelines.cli.pools import ReleaseError, release_run
+
+    try:
+        home = dagster_home()
+    except InstanceError as exc:
+        print(f"instance release: {exc}", file=sys.stderr)
+        return 2
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        try:
+            done = release_run(instance, args.run_id)
+        except ReleaseError as exc:
+            print(f"instance release: {exc}", file=sys.stderr)
+            return 1
+    print(f"run {args.run_id}: " + "; ".join(done))
+    return 0
+
+
+def _run_check(_args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from acoustic_pipelines.cli.pools import dead_slot_holders
+
+    try:
+        home = dagster_home()
+    except InstanceError as exc:
+        print(f"instance check: {exc}", file=sys.stderr)
+        return 2
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        holders = dead_slot_holders(instance)
+    for holder in holders:
+        print(holder.explain())
+    if not holders:
+        print(f"no pool slot of {home} is held by a dead run")
+    return 1 if holders else 0

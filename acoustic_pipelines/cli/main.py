@@ -15,10 +15,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
-from contextlib import ExitStack, suppress
-from datetime import UTC, date, datetime, timedelta
+from contextlib import suppress
+from datetime import date
 from pathlib import Path
-from typing import Any
 
 from acoustic_pipelines import settings
 from acoustic_pipelines.acoustic.test_mapping import (
@@ -30,17 +29,14 @@ from acoustic_pipelines.acoustic.test_mapping import (
     run_test_mapping,
 )
 from acoustic_pipelines.cli.connections import add_connections_commands
-from acoustic_pipelines.cli.instance import add_instance_commands, dagster_home, prepare_instance
+from acoustic_pipelines.cli.demo import SANDBOX_SUBFOLDER, add_demo_command, sandbox_folder
+from acoustic_pipelines.cli.instance import add_instance_commands
+from acoustic_pipelines.cli.output import load_config_or_report, plural, print_sample
 from acoustic_pipelines.cli.sftp import add_sftp_commands
-from acoustic_pipelines.config.loading import ConfigError, PipelineConfig, load_config
 from acoustic_pipelines.connect.signals.content import TIERS
-from acoustic_pipelines.sandbox.environment import sandbox_environment, uses_real_acoustic
-from acoustic_pipelines.segment.sample import SampleSummary, write_sample_archive
+from acoustic_pipelines.sandbox.environment import sandbox_environment
+from acoustic_pipelines.segment.sample import write_sample_archive
 from acoustic_pipelines.storage import StorageError, open_location
-
-DEMO_EVENTS = 20_000
-SANDBOX_SUBFOLDER = "_sandbox"  # in a local lake: kept and removed with the ledgers
-DEMO_BAD_RATE = 0.005
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,7 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("acoustic_pipelines").setLevel(logging.INFO)
-    return int(args.run(args) or 0)
+    try:
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as other command-line tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the flush at exit must not fail again
+        return 128 + signal.SIGPIPE
+    return code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,17 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(run=_run_sample)
 
-    demo = commands.add_parser("demo", help="write a sample day and materialize every asset for it")
-    demo.add_argument(
-        "--date", type=_date, default=None, help="day to run (default: yesterday, UTC)"
-    )
-    demo.add_argument(
-        "--events", type=_count, default=DEMO_EVENTS, help=f"sample lines (default {DEMO_EVENTS})"
-    )
-    demo.add_argument(
-        "--bad-rate", type=_rate, default=DEMO_BAD_RATE, help=f"default {DEMO_BAD_RATE}"
-    )
-    demo.set_defaults(run=_run_demo)
+    add_demo_command(commands, count=_count, rate=_rate, day=_date)
 
     config_help = f"the YAML file (default: ${settings.CONFIG_ENV}, else {settings.DEFAULT_CONFIG})"
     validate = commands.add_parser(
@@ -158,89 +152,13 @@ def _run_sample(args: argparse.Namespace) -> int:
         bad_rate=args.bad_rate,
         seed=args.seed,
     )
-    _print_sample(summary)
-    return 0
-
-
-def _print_sample(summary: SampleSummary) -> None:
-    print(
-        f"wrote {summary.lines:,} lines ({summary.uncompressed_bytes / max(summary.lines, 1):,.0f} bytes each "
-        f"on average) in {len(summary.files)} files under {summary.archive_uri}/segment-logs/"
-    )
-    print(f"  expected accepted: {summary.expected_accepted:,}")
-    for reason, count in sorted(summary.expected_rejects.items()):
-        print(f"  expected {reason}: {count:,}")
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    # The code location is imported here only: the library itself never depends on Dagster.
-    import dagster as dg
-
-    from acoustic_pipelines.definitions import defs
-
-    day = args.date or (datetime.now(UTC).date() - timedelta(days=1))
-    if day < settings.start_date():
-        print(
-            f"--date {day} is before {settings.START_DATE_ENV} ({settings.start_date()})",
-            file=sys.stderr,
-        )
-        return 2
-    archive = settings.archive_location()
-    summary = write_sample_archive(
-        open_location(archive, s3_endpoint_url=settings.s3_endpoint_url()),
-        day,
-        events=args.events,
-        bad_rate=args.bad_rate,
-    )
-    _print_sample(summary)
-    config = _load_config_or_report(None)
-    if config is None:
-        return 1
-    with ExitStack() as stack:
-        if not uses_real_acoustic():
-            saved = dict(os.environ)  # the sandbox's variables end with the demo
-            stack.callback(lambda: (os.environ.clear(), os.environ.update(saved)))
-            sandbox = sandbox_environment(config, folder=_sandbox_folder())
-            os.environ.update(stack.enter_context(sandbox))
-            print(f"S3 sandbox: {os.environ[settings.ACOUSTIC_S3_ENDPOINT_ENV]}")
-            print(f"Connect sandbox: {os.environ[settings.ACOUSTIC_CONNECT_ENDPOINT_ENV]}")
-        return _materialize_day(dg, defs, day)
-
-
-def _sandbox_folder() -> Path | None:
-    """`<lake>/_sandbox` for a local lake: kept and removed with the ledgers that refer to it.
-
-    A second demo (or `make dev` after `make demo`) then finds the signals and export files the
-    lake's ledgers record as sent and submitted. An s3:// lake gets a temporary sandbox.
-    """
-    lake = settings.lake_location()
-    return None if "://" in lake else Path(lake) / SANDBOX_SUBFOLDER
-
-
-def _materialize_day(dg: Any, defs: Any, day: date) -> int:
-    """Run every asset of the code location for one day, in process; print outputs and checks."""
-    if os.environ.get("DAGSTER_HOME"):
-        prepare_instance(dagster_home())  # once, under a lock: other runs may open it now too
-        instance = dg.DagsterInstance.get()
-    else:
-        instance = dg.DagsterInstance.ephemeral()
-    job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(
-        partition_key=day.isoformat(),
-        instance=instance,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-    )
-    _print_outputs(result)
-    if not result.success:
-        print(f"demo run {result.run_id} failed; see the logs above", file=sys.stderr)
-        return 1
+    print_sample(summary)
     return 0
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:
     """`sandbox [-- COMMAND]`: print the variables, then serve until interrupted or COMMAND ends."""
-    config = _load_config_or_report(args.config)
+    config = load_config_or_report(args.config)
     if config is None:
         return 1
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -249,7 +167,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         s3_port=args.s3_port,
         connect_port=args.connect_port,
         sftp_port=args.sftp_port,
-        folder=args.dir or _sandbox_folder(),
+        folder=args.dir or sandbox_folder(),
         tier=args.tier,
         export_delay=args.export_delay,
     ) as environment:
@@ -263,71 +181,18 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_outputs(result: Any) -> None:
-    print(f"\nrun {result.run_id}: {'succeeded' if result.success else 'FAILED'}")
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        metadata = {key: value.value for key, value in materialization.metadata.items()}
-        print(f"  {materialization.asset_key.to_user_string()} [{materialization.partition}]")
-        for key, value in metadata.items():
-            if key.endswith(("_path", "/manifest")) or key in _SHOWN_COUNTS:
-                print(f"    {key}: {value:,}" if isinstance(value, int) else f"    {key}: {value}")
-    for evaluation in result.get_asset_check_evaluations():
-        status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
-        print(f"  check {evaluation.asset_key.to_user_string()}:{evaluation.check_name}: {status}")
-
-
-_SHOWN_COUNTS = (
-    "lines_read",
-    "accepted",
-    "rejected",
-    "duplicates",
-    "files",
-    "distinct_user_ids",
-    "events",
-    "rows",
-    "bytes",
-    "signals_sent",
-    "batches_sent",
-    "planned_jobs",
-    "planned_rows",
-    "jobs_submitted",
-    "job_ids",
-    "bytes_downloaded",
-)
-
-
-def _load_config_or_report(path: str | None) -> PipelineConfig | None:
-    """Load the config, printing its warnings, or print every problem and return None."""
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        for warning in exc.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        print(
-            f"{exc.file}: {_plural(len(exc.problems), 'error')}, {_plural(len(exc.warnings), 'warning')}",
-            file=sys.stderr,
-        )
-        return None
-    for warning in config.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return config
-
-
 def _run_validate(args: argparse.Namespace) -> int:
     """`validate [CONFIG]`: errors and warnings on stderr, a summary on stdout; 1 on errors."""
-    config = _load_config_or_report(args.config)
+    config = load_config_or_report(args.config)
     if config is None:
         return 1
     enabled = sum(len(d.rules) for d in config.destinations)
     print(
-        f"OK {config.source}: {_plural(len(config.destinations), 'destination')}, "
-        f"{_plural(config.mapping_count, 'mapping')} ({enabled} enabled), "
-        f"{_plural(len(config.signals.rules), 'signal rule')} "
+        f"OK {config.source}: {plural(len(config.destinations), 'destination')}, "
+        f"{plural(config.mapping_count, 'mapping')} ({enabled} enabled), "
+        f"{plural(len(config.signals.rules), 'signal rule')} "
         f"({len(config.signals.compiled_rules)} enabled, tier {config.signals.tier}), "
-        f"{_plural(len(config.warnings), 'warning')}"
+        f"{plural(len(config.warnings), 'warning')}"
     )
     return 0
 
@@ -340,7 +205,7 @@ def _run_test_mapping(args: argparse.Namespace) -> int:
     if args.event is not None and args.message_id:
         print("test-mapping: --message-id goes with --date, not with --event", file=sys.stderr)
         return 2
-    config = _load_config_or_report(args.config)
+    config = load_config_or_report(args.config)
     if config is None:
         return 1
     try:
@@ -387,7 +252,7 @@ def _print_test_mapping(result: MappingTestResult, *, show_all: bool) -> None:
                 '  => no enabled mapping matches: the pipeline counts this event as "no matching mapping"'
             )
         else:
-            print(f"  => {_plural(delivered, 'row')} delivered")
+            print(f"  => {plural(delivered, 'row')} delivered")
 
 
 def _print_outcome(outcome: MappingOutcome, *, show_all: bool) -> None:
@@ -405,7 +270,7 @@ def _print_outcome(outcome: MappingOutcome, *, show_all: bool) -> None:
         print(f"    rejected: {outcome.reject_code}: {outcome.reject_detail}")
         return
     row = outcome.row or {}
-    print(f"    row ({_plural(len(row), 'column')}):")
+    print(f"    row ({plural(len(row), 'column')}):")
     print(_indent(json.dumps(row, indent=2, ensure_ascii=False, default=str), 6))
     delivered = set(outcome.delivered_columns)
     dropped = [key for key in row if key not in delivered]
@@ -417,10 +282,6 @@ def _print_outcome(outcome: MappingOutcome, *, show_all: bool) -> None:
 
 def _indent(text: str, spaces: int) -> str:
     return "\n".join(" " * spaces + line for line in text.splitlines())
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _date(text: str) -> date:

@@ -18,6 +18,8 @@ from acoustic_pipelines.sandbox.tracking_api import serve_tracking_api
 SANDBOX_APP_KEY = "sandbox-app-key"
 SANDBOX_WRITE_KEY = "sandbox-write-key"
 SANDBOX_SOURCE_ID = "retl_sandbox"
+#: Where, in the sandbox's folder, the S3 buckets are saved when it stops (`<bucket>/<key>`).
+S3_SUBFOLDER = "s3"
 
 
 def uses_real_acoustic() -> bool:
@@ -47,16 +49,19 @@ def sandbox_environment(
 
     Each destination's access point alias becomes a bucket of the S3 sandbox. The Connect
     sandbox keeps its signals, export jobs and SFTP folder under `folder` (a temporary folder,
-    removed afterwards, when None). The SFTP server serves that folder; a client key made there
+    removed afterwards, when None); the S3 buckets are saved in its `s3/` subfolder when the
+    sandbox stops and served again when it starts. The SFTP server serves that folder; a client key made there
     is registered through the sandbox's `updatePublicKeyForConnectUser` and its host key is
     pinned in a known-hosts file beside it. Export jobs complete `export_delay` seconds after
     they are submitted.
     """
     aliases = sorted({d.access_point_alias for d in config.destinations})
     with ExitStack() as stack:
+        temporary = folder is None
         if folder is None:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="connect-")))
-        s3 = stack.enter_context(serve_s3(port=s3_port, buckets=aliases))
+        s3_folder = None if temporary else folder / S3_SUBFOLDER
+        s3 = stack.enter_context(serve_s3(port=s3_port, buckets=aliases, folder=s3_folder))
         connect = stack.enter_context(
             serve_connect(
                 folder=folder,

@@ -3,15 +3,22 @@
 It is moto's server mode: the S3 REST API over HTTP, so the pipeline talks to it through the same
 code path (dagster-aws's S3Resource, boto3, pyarrow's S3 filesystem) as to AWS. An access point
 alias is addressed as a bucket name, which is how Segment's destination and ours use it.
+
+moto keeps objects in memory; given a `folder`, the sandbox loads `folder/<bucket>/<key>` files
+when it starts and writes every bucket back there when it stops, so what was delivered can be
+opened after the sandbox ended (and is there again the next time it starts).
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +39,14 @@ class S3Sandbox:
 
 
 @contextmanager
-def serve_s3(*, port: int = 0, buckets: Iterable[str] = ()) -> Iterator[S3Sandbox]:
-    """Serve S3 on 127.0.0.1 (`port` 0 = a free one) with `buckets` created, until the block ends."""
+def serve_s3(
+    *, port: int = 0, buckets: Iterable[str] = (), folder: Path | None = None
+) -> Iterator[S3Sandbox]:
+    """Serve S3 on 127.0.0.1 (`port` 0 = a free one) with `buckets` created, until the block ends.
+
+    With `folder`, the objects saved there are served again and every bucket is saved there
+    (one file per object, `folder/<bucket>/<key>`) when the block ends.
+    """
     try:
         from moto.server import ThreadedMotoServer
     except ImportError as exc:  # moto is the `sandbox` extra, installed by `make demo`/`make test`
@@ -45,26 +58,77 @@ def serve_s3(*, port: int = 0, buckets: Iterable[str] = ()) -> Iterator[S3Sandbo
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     sandbox = S3Sandbox(endpoint_url=f"http://127.0.0.1:{port}")
+    buckets = sorted(set(buckets) | set(_saved_buckets(folder)))
     try:
         for bucket in buckets:
             create_bucket(sandbox, bucket)
+        if folder is not None:
+            _load(sandbox, folder)
         log.info("S3 sandbox on %s, buckets: %s", sandbox.endpoint_url, ", ".join(buckets) or "-")
         yield sandbox
     finally:
-        server.stop()
+        try:
+            if folder is not None:
+                _save(sandbox, folder)
+        finally:
+            server.stop()
 
 
-def create_bucket(sandbox: S3Sandbox, name: str) -> None:
-    """Create a bucket (an access point alias) in the sandbox; an existing one is kept."""
+def _client(sandbox: S3Sandbox) -> Any:
     import boto3
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=sandbox.endpoint_url,
         aws_access_key_id=sandbox.access_key,
         aws_secret_access_key=sandbox.secret,
         region_name=sandbox.region,
     )
+
+
+def _saved_buckets(folder: Path | None) -> list[str]:
+    if folder is None or not folder.is_dir():
+        return []
+    return [p.name for p in folder.iterdir() if p.is_dir()]
+
+
+def _load(sandbox: S3Sandbox, folder: Path) -> None:
+    """Put every file saved under `folder/<bucket>/` back as an object."""
+    client = _client(sandbox)
+    for bucket in _saved_buckets(folder):
+        root = folder / bucket
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            client.upload_file(str(path), bucket, path.relative_to(root).as_posix())
+
+
+def _save(sandbox: S3Sandbox, folder: Path) -> None:
+    """Write every bucket's objects to `folder/<bucket>/<key>`, replacing what was saved before."""
+    client = _client(sandbox)
+    folder.mkdir(parents=True, exist_ok=True)
+    for bucket in (b["Name"] for b in client.list_buckets().get("Buckets", [])):
+        staging = folder / f".{bucket}.saving"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                target = (staging / item["Key"]).resolve()
+                if not target.is_relative_to(staging.resolve()):
+                    log.warning(
+                        "S3 sandbox: key %r of %s not saved (outside the folder)",
+                        item["Key"],
+                        bucket,
+                    )
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, item["Key"], str(target))
+        shutil.rmtree(folder / bucket, ignore_errors=True)
+        staging.rename(folder / bucket)
+    log.info("S3 sandbox saved in %s", folder)
+
+
+def create_bucket(sandbox: S3Sandbox, name: str) -> None:
+    """Create a bucket (an access point alias) in the sandbox; an existing one is kept."""
+    client = _client(sandbox)
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     if name not in existing:
         client.create_bucket(Bucket=name)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -11,6 +15,7 @@ from acoustic_pipelines.cli.main import main
 from acoustic_pipelines.segment.archive import day_folder
 from acoustic_pipelines.segment.sample import write_sample_archive
 from acoustic_pipelines.storage import open_location
+from tests.conftest import REPO_ROOT
 
 
 def test_sample_writes_the_archive_layout(
@@ -52,15 +57,100 @@ def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "is not a date like 2026-11-20" in capsys.readouterr().err
 
 
+def _readme_inspection_commands() -> list[str]:
+    """The README's commands that open a demo day's outputs (the block starting `DAY=`)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    block = text[text.index("\nDAY=") + 1 :]
+    block = block[: block.index("```")]
+    return [line for line in block.splitlines() if line.startswith(("python ", "ls "))]
+
+
 def test_demo_runs_every_asset_and_prints_outputs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.setenv("ACOUSTIC_PIPELINES_ARCHIVE", str(tmp_path / "archive"))
-    monkeypatch.setenv("ACOUSTIC_PIPELINES_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("ACOUSTIC_PIPELINES_LAKE", "lake")
+    monkeypatch.chdir(tmp_path)
     assert main(["demo", "--date", "2026-11-20", "--events", "600"]) == 0
     out = capsys.readouterr().out
+    assert "demo day: 2026-11-20" in out
     assert "segment/raw_events [2026-11-20]" in out
-    assert f"raw_events_path: {tmp_path / 'lake'}/segment/raw_events/date=2026-11-20" in out
+    assert "segment/raw_events/date=2026-11-20" in out
     assert "lines_read: 600" in out
     assert (tmp_path / "lake" / "segment" / "raw_events" / "date=2026-11-20" / "_SUCCESS").is_file()
+    # The rejects are explained: anonymous events have no recipient.
+    assert "why rows were rejected" in out
+    assert re.search(r"INVALID_EVENT_HAS_NO_UNIQUERECIPIENTID: [\d,]+ — .*anonymous", out)
+    assert re.search(r"identifiableAttributes: [\d,]+ — .*anonymous", out)
+    # The S3 deliveries outlive the demo, and the command that lists them is printed.
+    saved = tmp_path / "lake" / "_sandbox" / "s3" / "demo-access-point-alias"
+    assert (saved / "DemoOrg_Prod_2026_11_20_manifest.json").is_file()
+    assert (saved / "DemoOrg_Prod_2026_11_20_0001.csv").stat().st_size > 0
+    assert "ls -l lake/_sandbox/s3/*/" in out
+    # The README's inspection commands work on the day the demo used.
+    for command in _readme_inspection_commands():
+        command = command.replace("python ", f"{sys.executable} ", 1)
+        done = subprocess.run(
+            ["bash", "-c", f"DAY=2026-11-20; {command}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        assert done.stdout.strip(), command
+
+
+def test_a_second_demo_serves_the_saved_deliveries_again(tmp_path: Path) -> None:
+    """The S3 sandbox loads what it saved: a day delivered again replaces its files (no copy)."""
+    from acoustic_pipelines.sandbox.s3 import _client, serve_s3
+
+    folder = tmp_path / "s3"
+    with serve_s3(buckets=["alias"], folder=folder) as sandbox:
+        _client(sandbox).put_object(Bucket="alias", Key="P_2026_11_20_0001.csv", Body=b"a,b\r\n")
+    assert (folder / "alias" / "P_2026_11_20_0001.csv").read_bytes() == b"a,b\r\n"
+    with serve_s3(buckets=["alias"], folder=folder) as sandbox:
+        client = _client(sandbox)
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket="alias").get("Contents", [])]
+        assert keys == ["P_2026_11_20_0001.csv"]
+        client.delete_object(Bucket="alias", Key="P_2026_11_20_0001.csv")
+    assert list((folder / "alias").iterdir()) == []
+
+
+def test_a_day_before_the_start_date_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ACOUSTIC_PIPELINES_START_DATE", raising=False)
+    assert main(["demo", "--date", "2025-12-31"]) == 2
+    err = capsys.readouterr().err
+    assert "before the first daily partition, 2026-01-01" in err
+    assert "ACOUSTIC_PIPELINES_START_DATE=2025-12-31" in err
+
+
+def test_output_cut_short_by_head_ends_quietly(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(
+        '{"type": "track", "event": "Order Completed", "messageId": "m-1",'
+        ' "timestamp": "2026-11-20T10:00:00Z", "properties": {"email": "a@example.com"}}'
+    )
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written, as after `| head -1`
+    try:
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "acoustic-pipelines"),
+                "test-mapping",
+                "--all",
+                "--event",
+                str(event),
+            ],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 141
