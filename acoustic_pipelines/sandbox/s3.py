@@ -63,19 +63,20 @@ def serve_s3(
         for bucket in buckets:
             create_bucket(sandbox, bucket)
         if folder is not None:
-            _load(sandbox, folder)
+            _load(sandbox, folder, buckets)
         log.info("S3 sandbox on %s, buckets: %s", sandbox.endpoint_url, ", ".join(buckets) or "-")
         yield sandbox
     finally:
         try:
             if folder is not None:
-                _save(sandbox, folder)
+                _save(sandbox, folder, buckets)
         finally:
             server.stop()
 
 
 def _client(sandbox: S3Sandbox) -> Any:
     import boto3
+    from botocore.config import Config
 
     return boto3.client(
         "s3",
@@ -83,6 +84,9 @@ def _client(sandbox: S3Sandbox) -> Any:
         aws_access_key_id=sandbox.access_key,
         aws_secret_access_key=sandbox.secret,
         region_name=sandbox.region,
+        # moto keeps an overwritten object's first CRC32 at times; the saved copy is verified
+        # by the manifests' checksums, not by this header.
+        config=Config(response_checksum_validation="when_required"),
     )
 
 
@@ -92,20 +96,23 @@ def _saved_buckets(folder: Path | None) -> list[str]:
     return [p.name for p in folder.iterdir() if p.is_dir()]
 
 
-def _load(sandbox: S3Sandbox, folder: Path) -> None:
+def _load(sandbox: S3Sandbox, folder: Path, buckets: list[str]) -> None:
     """Put every file saved under `folder/<bucket>/` back as an object."""
     client = _client(sandbox)
-    for bucket in _saved_buckets(folder):
+    for bucket in buckets:
         root = folder / bucket
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             client.upload_file(str(path), bucket, path.relative_to(root).as_posix())
 
 
-def _save(sandbox: S3Sandbox, folder: Path) -> None:
-    """Write every bucket's objects to `folder/<bucket>/<key>`, replacing what was saved before."""
+def _save(sandbox: S3Sandbox, folder: Path, buckets: list[str]) -> None:
+    """Write the buckets' objects to `folder/<bucket>/<key>`, replacing what was saved before.
+
+    Only the sandbox's own buckets: moto's state is shared by every server of the process.
+    """
     client = _client(sandbox)
     folder.mkdir(parents=True, exist_ok=True)
-    for bucket in (b["Name"] for b in client.list_buckets().get("Buckets", [])):
+    for bucket in buckets:
         staging = folder / f".{bucket}.saving"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
