@@ -1,0 +1,95 @@
+"""Backfills launched as the UI launches them (issue 12): "Materialize all" over 3 days gives one
+export job per definition for the range, every day of every asset materialized and a result per
+day for every check; a range over today's quota is stopped by the plan's blocking checks before
+anything is submitted, and a later backfill of `connect/export_jobs` alone submits nothing either."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from tests.ui.conftest import OVER_QUOTA_RANGE, UIProject, exports_limits
+
+EXPORT_JOBS = "connect/export_jobs"
+EXPORT_PLAN = "connect/export_plan"
+
+
+def _daily_assets(project: UIProject) -> list[dict[str, Any]]:
+    return [n for n in project.ui.asset_nodes() if n["isExecutable"] and n["isPartitioned"]]
+
+
+def _key(node: dict[str, Any]) -> str:
+    return "/".join(node["assetKey"]["path"])
+
+
+def _jobs_for(project: UIProject, days: list[date]) -> list[dict[str, Any]]:
+    """The sandbox's export jobs whose window overlaps `days`."""
+    first, last = days[0].isoformat(), days[-1].isoformat()
+    return [
+        job
+        for job in project.ui.sandbox("jobs")["jobs"]
+        if job["timestampStart"][:10] <= last and job["timestampEnd"][:10] >= first
+    ]
+
+
+def _job_ids(project: UIProject) -> set[str]:
+    return {job["dataJobId"] for job in project.ui.sandbox("jobs")["jobs"]}
+
+
+#: What the export ledger knows of jobs and quota: reserved and submitted jobs, days Connect
+#: refused, collected days. (Its `verdicts` table records each plan's check verdict per day,
+#: refusals included: the checks write there, by design.)
+QUOTA_TABLES = ("export_jobs", "exhausted_days", "collected_days")
+
+
+def _ledger_rows(path: Path) -> list[tuple[Any, ...]]:
+    """Every row of the ledger's job and quota tables (nothing when it does not exist yet)."""
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return [
+            (t, *row)
+            for t in QUOTA_TABLES
+            if t in tables
+            for row in db.execute(f'SELECT * FROM "{t}" ORDER BY 1')
+        ]
+
+
+def _definitions(project: UIProject) -> int:
+    import yaml
+
+    raw = yaml.safe_load(project.config_path.read_text())
+    return len(raw["exports"]["definitions"])
+
+
+def test_a_range_over_todays_quota_submits_nothing(ui_project: UIProject) -> None:
+    ui, days = ui_project.ui, [d.isoformat() for d in OVER_QUOTA_RANGE]
+    nodes = _daily_assets(ui_project)
+    # One export job a day is fewer than the range's one job per definition.
+    with ui_project.pipeline_config(exports_limits(jobs=1)):
+        jobs_before = _job_ids(ui_project)
+        ledger_before = _ledger_rows(ui_project.ledger_path)
+
+        state = ui.wait_backfill(ui.launch_backfill([_key(n) for n in nodes], days), timeout=420)
+        print(
+            f"\nover quota, {days[0]}..{days[-1]}: {len(state['runs'])} run(s), {state['status']}"
+        )
+        assert state["status"] != "COMPLETED_SUCCESS"
+        assert _job_ids(ui_project) == jobs_before, "a job was submitted"
+        assert _ledger_rows(ui_project.ledger_path) == ledger_before
+        blocked = [
+            e
+            for day in days
+            for e in ui.check_executions(EXPORT_PLAN, "export_jobs_within_daily_limit", day)[:1]
+        ]
+        assert blocked and all(e["status"] == "FAILED" for e in blocked), blocked
+        assert ui.materialized_partitions(EXPORT_JOBS, days) == set()
+
+        # The plans that failed their checks are never submitted by a later run.
+        later = ui.wait_backfill(ui.launch_backfill([EXPORT_JOBS], days), timeout=300)
+        print(f"export_jobs only: {len(later['runs'])} run(s), {later['status']}")
+        assert _job_ids(ui_project) == jobs_before, "a later run submitted a job"
+        assert _ledger_rows(ui_project.ledger_path) == ledger_before
