@@ -35,6 +35,8 @@ _WHY = {
     "visitors (no identify yet, no properties.email) have no recipient, and Acoustic needs one",
     "identifiableAttributes": "no email or contact key: events of anonymous visitors cannot be "
     "attributed to a contact, so Connect would refuse the signal",
+    "signalContent.numberOfResults": "Products Searched events without `properties.results`: "
+    "Segment's spec has no result count and Connect's onSiteSearch signal needs one",
 }
 
 
@@ -114,7 +116,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if not result.success:
         print(f"demo run {result.run_id} failed; see the logs above", file=sys.stderr)
         return 1
-    _print_rejects(result, args.bad_rate)
+    _print_rejects(result, day, args.bad_rate)
     _print_where(day, config, folder if sandboxed else None)
     return 0
 
@@ -185,12 +187,9 @@ def _counts(path: Any, column: str) -> dict[str, int]:
     return {str(row[column]): int(row[f"{column}_count"]) for row in grouped}
 
 
-def _print_rejects(result: Any, bad_rate: float) -> None:
-    """Why lines, events and signals were rejected, with the counts by code."""
-    found = _materializations(result)
-    raw = found.get("segment/raw_events", {})
-    mapped = found.get("acoustic/mapped_events", {})
-    pushes = found.get("connect/signal_pushes", {})
+def _print_rejects(result: Any, day: date, bad_rate: float) -> None:
+    """Why lines, events and signals were rejected, with the counts by code (read from the lake)."""
+    raw = _materializations(result).get("segment/raw_events", {})
     print("\nwhy rows were rejected:")
     if raw:
         print(
@@ -198,14 +197,14 @@ def _print_rejects(result: Any, bad_rate: float) -> None:
             f"{raw.get('duplicates', 0):,} duplicates: the bad lines the sample wrote on purpose "
             f"(--bad-rate {bad_rate}), by the reasons listed above"
         )
-    for name, metadata, path_key, column, noun in (
-        ("acoustic/mapped_events", mapped, "rejected_events_path", "code", "events"),
-        ("connect/signal_pushes", pushes, "rejected_signals_path", "reason", "signals"),
+    lake = settings.lake_location()
+    for dataset, column, noun in (
+        ("acoustic/rejected_events", "code", "events"),
+        ("connect/rejected_signals", "reason", "signals"),
     ):
-        if not metadata:
-            continue
-        print(f"  {name}: {metadata.get('rejected', 0):,} {noun} rejected")
-        for code, count in sorted(_counts(metadata.get(path_key), column).items()):
+        counts = _counts(f"{lake}/{dataset}/date={day}", column)
+        print(f"  {dataset}: {sum(counts.values()):,} {noun}")
+        for code, count in sorted(counts.items()):
             why = _WHY.get(code)
             print(f"    {code}: {count:,}" + (f" — {why}" if why else ""))
 
