@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tests.ui.conftest import OVER_QUOTA_RANGE, UIProject, exports_limits
+from tests.ui.conftest import FITTING_RANGE, OVER_QUOTA_RANGE, UIProject, exports_limits
 
 EXPORT_JOBS = "connect/export_jobs"
 EXPORT_PLAN = "connect/export_plan"
@@ -63,6 +63,36 @@ def _definitions(project: UIProject) -> int:
 
     raw = yaml.safe_load(project.config_path.read_text())
     return len(raw["exports"]["definitions"])
+
+
+def test_materialize_all_over_three_days(ui_project: UIProject) -> None:
+    ui, days = ui_project.ui, [d.isoformat() for d in FITTING_RANGE]
+    nodes = _daily_assets(ui_project)
+    backfill_id = ui.launch_backfill([_key(n) for n in nodes], days)
+    state = ui.wait_backfill(backfill_id, timeout=420)
+    runs = state["runs"]
+    print(f"\nMaterialize all, {days[0]}..{days[-1]}: {len(runs)} run(s), state {state['status']}")
+    assert state["status"] == "COMPLETED_SUCCESS", state
+    assert runs and all(r["status"] == "SUCCESS" for r in runs), runs
+
+    jobs = _jobs_for(ui_project, FITTING_RANGE)
+    print(f"export jobs for the range: {[j['jobName'] for j in jobs]}")
+    assert len(jobs) == _definitions(ui_project), jobs  # one per definition for the whole range
+    for job in jobs:
+        assert job["timestampStart"][:10] == days[0] and job["timestampEnd"][:10] == days[-1]
+
+    for node in nodes:
+        key = _key(node)
+        assert ui.materialized_partitions(key, days) == set(days), f"{key} not every day"
+        checks = (node["assetChecksOrError"] or {}).get("checks") or []
+        for check in checks:
+            for day in days:
+                executions = ui.check_executions(key, check["name"], day)
+                assert executions, f"{key}:{check['name']} has no result for {day}"
+                assert all(e["status"] != "SKIPPED" for e in executions), executions
+                assert executions[0]["evaluation"] is not None, executions[0]
+                if check["blocking"]:
+                    assert executions[0]["status"] == "SUCCEEDED", (key, check, day, executions)
 
 
 def test_a_range_over_todays_quota_submits_nothing(ui_project: UIProject) -> None:
