@@ -121,7 +121,24 @@ def build_model_asset(model_name: str) -> dg.AssetsDefinition:
             model_name,
             json.dumps({name: vars(c) for name, c in report.mappings.items()}),
         )
-        return dg.MaterializeResult(metadata=_metadata(report, model))
+        metadata = _metadata(report, model)
+        problems = ledger.sends(
+            model.name, outcomes=("failed", "rejected", "given_up"), limit=REJECTIONS_SHOWN
+        )
+        metadata["failed_or_rejected_messages"] = dg.MetadataValue.md(
+            markdown_table(
+                [
+                    {
+                        "record": p.record_key,
+                        "mapping": p.mapping,
+                        "outcome": p.outcome,
+                        "reason": p.reason or "",
+                    }
+                    for p in problems
+                ]
+            )
+        )
+        return dg.MaterializeResult(metadata=metadata)
 
     return model_sync
 

@@ -126,6 +126,7 @@ def run_read(folder: Path) -> dict[str, float]:
 
 def run_sync(folder: Path, endpoint: str) -> dict[str, float]:
     """One sync of the model (ledger in SQLite beside the warehouse)."""
+    import pandas  # noqa: F401  (DuckDB's Arrow scan imports it once: process start-up, not sync)
     import yaml
 
     from acoustic_pipelines.config.loading import parse_config

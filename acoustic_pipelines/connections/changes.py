@@ -240,12 +240,13 @@ def detect_changes(
 def _classify(connection: Any) -> ChangeCounts:
     """Mark duplicate keys, then build the `changes` table and count each kind."""
     connection.execute(
-        "CREATE TABLE current AS SELECT row_number() OVER () AS n, record_key, row_json, checksum, "
-        "CASE WHEN reason IS NULL AND record_key IS NOT NULL AND "
-        "count(*) OVER (PARTITION BY record_key) > 1 "
-        "THEN 'the primary key ' || record_key || ' is not unique: ' || "
-        "count(*) OVER (PARTITION BY record_key) || ' rows have it' ELSE reason END AS reason "
-        "FROM current_raw"
+        "CREATE TABLE current AS WITH repeated AS (SELECT record_key, count(*) AS copies "
+        "FROM current_raw WHERE record_key IS NOT NULL GROUP BY record_key HAVING count(*) > 1) "
+        "SELECT row_number() OVER () AS n, c.record_key, c.row_json, c.checksum, "
+        "CASE WHEN c.reason IS NULL AND r.copies IS NOT NULL "
+        "THEN 'the primary key ' || c.record_key || ' is not unique: ' || r.copies || ' rows have it' "
+        "ELSE c.reason END AS reason "
+        "FROM current_raw c LEFT JOIN repeated r ON r.record_key = c.record_key"
     )
     connection.execute("DROP TABLE current_raw")
     connection.execute(

@@ -219,15 +219,23 @@ class SyncLedger:
                         (model, record_key, checksum),
                     )
 
-    def sends(self, model: str, *, outcomes: Iterable[str] | None = None) -> list[SendRecord]:
-        """The model's recorded messages (optionally only some outcomes), oldest first."""
+    def sends(
+        self, model: str, *, outcomes: Iterable[str] | None = None, limit: int | None = None
+    ) -> list[SendRecord]:
+        """The model's recorded messages (optionally only some outcomes, at most `limit`), oldest first."""
         wanted = tuple(outcomes) if outcomes is not None else None
+        sql = (
+            "SELECT message_id, model, record_key, mapping, change, checksum, outcome, reason, "
+            "attempts, first_failure_at FROM connections_sends WHERE model = ?"
+        )
+        params: list[object] = [model]
+        if wanted is not None:
+            sql += f" AND outcome IN ({', '.join('?' for _ in wanted)})"
+            params.extend(wanted)
+        sql += " ORDER BY updated_at, message_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
         with self.database.read() as db:
-            rows = db.execute(
-                "SELECT message_id, model, record_key, mapping, change, checksum, outcome, reason, "
-                "attempts, first_failure_at FROM connections_sends WHERE model = ? "
-                "ORDER BY updated_at, message_id",
-                (model,),
-            ).fetchall()
-        records = [SendRecord(*row[:8], int(row[8]), row[9]) for row in rows]
-        return [r for r in records if wanted is None or r.outcome in wanted]
+            rows = db.execute(sql, tuple(params)).fetchall()
+        return [SendRecord(*row[:8], int(row[8]), row[9]) for row in rows]

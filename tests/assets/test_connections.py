@@ -34,8 +34,8 @@ def config_file(
     warehouse = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
-            "CREATE TABLE customers AS SELECT range AS id, 'u' || range || '@example.com' AS email "
-            "FROM range(7)"
+            "CREATE TABLE customers AS SELECT range AS id, "
+            "CASE WHEN range < 6 THEN 'u' || range || '@example.com' END AS email FROM range(7)"
         )
     monkeypatch.setenv("RETL_WAREHOUSE", str(warehouse))
     monkeypatch.setenv("RETL_WRITE_KEY", WRITE_KEY)
@@ -104,13 +104,15 @@ def test_a_materialization_is_one_sync(
         run_config={"ops": {"connections__customers": {"config": {"dry_run": True}}}},
     )
     metadata = dry.asset_materializations_for_node("connections__customers")[0].metadata
-    assert (metadata["added"].value, metadata["Traits/would_send"].value) == (7, 7)
+    assert (metadata["added"].value, metadata["Traits/would_send"].value) == (7, 6)
     assert sandbox.messages() == []
 
     result = dg.materialize([assets[0]], resources=resources)
     metadata = result.asset_materializations_for_node("connections__customers")[0].metadata
-    assert (metadata["extracted"].value, metadata["Traits/sent"].value) == (7, 7)
-    assert len(sandbox.messages()) == 7
+    assert (metadata["extracted"].value, metadata["Traits/sent"].value) == (7, 6)
+    assert metadata["Traits/rejected"].value == 1
+    assert "must be defined" in metadata["failed_or_rejected_messages"].value
+    assert len(sandbox.messages()) == 6
 
     monkeypatch.delenv("RETL_WRITE_KEY")
     failed = dg.materialize([assets[0]], resources=resources, raise_on_error=False)
