@@ -1,7 +1,8 @@
 """Change detection, Segment's way: the model's rows against the last committed snapshot.
 
-A sync reads the model as Arrow record batches; each batch goes into a DuckDB database in a
-temporary folder (on disk, with a memory limit, so DuckDB spills rather than grows), which works
+A sync reads the model as Arrow record batches; each batch goes into an in-memory DuckDB
+database with a memory limit that spills to a temporary folder rather than grow (an on-disk
+database was 5x slower: every insert committed to its write-ahead log), which works
 out per row, in C++: the primary key as JSON text (the record key), the row as a JSON object
 (what the mappings read under `$.properties`), its MD5 (the row checksum) and why Segment would
 reject it. The snapshot (record key → checksum) is streamed in from the ledger database the same
@@ -88,7 +89,7 @@ class ChangeCounts:
 
 
 class ChangeSet:
-    """The outcome of one diff, held in DuckDB on disk; read it page by page, then close it."""
+    """The outcome of one diff, held in DuckDB; read it page by page, then close it."""
 
     def __init__(self, connection: Any, folder: Path, primary_key: str, counts: ChangeCounts):
         self._connection = connection
@@ -197,7 +198,7 @@ def detect_changes(
         batches: the model's rows (all batches share one schema).
         snapshot: the last committed snapshot; empty on the first sync (everything is added).
         primary_key: the column identifying a record.
-        workdir: where DuckDB keeps its temporary database (default: a new temporary folder).
+        workdir: where DuckDB spills past its memory limit (default: a new temporary folder).
 
     Returns:
         The change set (close it, or use it as a context manager).
@@ -205,7 +206,7 @@ def detect_changes(
     import duckdb
 
     folder = Path(tempfile.mkdtemp(prefix="connections-diff-", dir=workdir))
-    connection = duckdb.connect(str(folder / "diff.duckdb"))
+    connection = duckdb.connect(":memory:")  # spills to `folder` past DUCKDB_MEMORY_LIMIT
     try:
         connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
         connection.execute(f"SET temp_directory = '{folder / 'spill'}'")
