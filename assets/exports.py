@@ -31,7 +31,6 @@ from acoustic_pipelines.connect.sftp import (
     IntegrityError,
     SftpConnectionError,
     SftpError,
-    WaitTimeoutError,
 )
 from acoustic_pipelines.connect.signals.ledger import (
     LedgerError,
@@ -55,6 +54,7 @@ from assets.export_results import (
     usage_results,
 )
 from assets.partitions import BACKFILL_POLICY, daily_partitions, day_check_events, run_days
+from assets.retries import TRANSIENT_RETRY
 from assets.segment import OWNERS
 from assets.signals import SIGNAL_PUSHES_KEY
 from resources.connect import AcousticConnectResource
@@ -98,6 +98,7 @@ class ExportedSignalsConfig(dg.Config):
     kinds={"acoustic", "json"},
     owners=OWNERS,
     backfill_policy=BACKFILL_POLICY,
+    retry_policy=TRANSIENT_RETRY,  # unexpected errors only; the ledger makes a retry safe
     check_specs=[
         *(
             dg.AssetCheckSpec(
@@ -201,6 +202,7 @@ def _pushed(store: Lake, day: date) -> dict[str, int]:
     owners=OWNERS,
     pool=EXPORTS_POOL,
     backfill_policy=BACKFILL_POLICY,
+    retry_policy=TRANSIENT_RETRY,  # unexpected errors only; the ledger makes a retry safe
 )
 def export_jobs(
     context: dg.AssetExecutionContext,
@@ -285,6 +287,7 @@ def _refused(verdicts: dict[date, Verdict | None]) -> int:
     owners=OWNERS,
     pool=SFTP_POOL,
     backfill_policy=BACKFILL_POLICY,
+    retry_policy=TRANSIENT_RETRY,  # unexpected errors only; the ledger makes a retry safe
     check_specs=[
         dg.AssetCheckSpec(
             name,
@@ -330,7 +333,9 @@ def exported_signals(
             on_progress=context.log.info,
         )
     except (MissingExportJobError, IntegrityError, ExportFileError, SftpError) as exc:
-        retry = isinstance(exc, WaitTimeoutError | SftpConnectionError)
+        # A lost SFTP connection is retried; a file that did not come within the timeout is not
+        # (the wait itself backed off up to the timeout; run it again, or let the sensor).
+        retry = isinstance(exc, SftpConnectionError)
         raise dg.Failure(description=str(exc), allow_retries=retry) from exc
     context.log.info(
         f"{report.rows:,} exported signals landed for {days[0]}..{days[-1]} from "

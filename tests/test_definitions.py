@@ -108,6 +108,9 @@ def test_steps_that_call_s3_or_connect_retry_transient_errors_with_backoff_and_j
         "acoustic/mapped_events",
         "acoustic/s3_csv_delivery",
         "connect/signal_pushes",
+        "connect/export_plan",
+        "connect/export_jobs",
+        "connect/exported_signals",
     ):
         policy = graph.get(dg.AssetKey.from_user_string(name)).assets_def.op.retry_policy
         assert policy is not None, name
