@@ -150,9 +150,9 @@ class Database:
             yield conn
 
 
-def open_database(location: str | Path, *, name: str) -> Database:
+def open_database(location: str | Path, *, name: str, timeout: float = 30.0) -> Database:
     """The ledger database at `location` (a SQLite file path or a PostgreSQL URL)."""
-    return Database(location=str(location), name=name)
+    return Database(location=str(location), name=name, timeout=timeout)
 
 
 class _PostgresConnection:

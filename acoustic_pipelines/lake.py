@@ -151,12 +151,12 @@ class Lake:
     def lease_store(self) -> LeaseStore:
         """Where this lake's leases are kept.
 
-        `$ACOUSTIC_PIPELINES_LEASES` when set: a SQLite file on a local disk or a
-        `postgresql://` URL (every machine sees it). Otherwise a local lake keeps them in
-        `<lake>/_leases/leases.sqlite`, and an S3 lake in a SQLite file per lake in the temp dir,
-        which serializes the runs of this machine only.
+        `$ACOUSTIC_PIPELINES_LEASES` (else `$ACOUSTIC_PIPELINES_LEDGER_DATABASE`) when set: a
+        SQLite file on a local disk or a `postgresql://` URL (every machine sees it). Otherwise a
+        local lake keeps them in `<lake>/_leases/leases.sqlite`, and an S3 lake in a SQLite file
+        per lake in the temp dir, which serializes the runs of this machine only.
         """
-        configured = os.environ.get(settings.LEASES_ENV)
+        configured = os.environ.get(settings.LEASES_ENV) or settings.shared_ledger_database()
         if configured:
             return open_lease_store(configured)
         if self.location.is_local:

@@ -32,6 +32,9 @@ EXPORT_LEDGER_ENV: Final = "ACOUSTIC_PIPELINES_EXPORT_LEDGER"
 EXPORT_LEDGER_FILE: Final = "_ledgers/export_jobs.sqlite"
 # Partition write leases (a SQLite file on a local disk); unset: `<lake>/_leases/leases.sqlite`.
 LEASES_ENV: Final = "ACOUSTIC_PIPELINES_LEASES"
+# Every ledger at once (export jobs, partition leases, Segment Connections): a SQLite file or a
+# `postgresql://` URL that every machine sees. A ledger's own variable, when set, wins.
+LEDGER_DATABASE_ENV: Final = "ACOUSTIC_PIPELINES_LEDGER_DATABASE"
 
 DEFAULT_ARCHIVE: Final = "./sample-archive"
 DEFAULT_LAKE: Final = "./lake"
@@ -53,22 +56,34 @@ def lake_location() -> str:
     return os.environ.get(LAKE_ENV) or DEFAULT_LAKE
 
 
-def export_ledger_path() -> Path:
-    """The export-job ledger: `$ACOUSTIC_PIPELINES_EXPORT_LEDGER`, else `_ledgers/` of a local lake.
+def shared_ledger_database() -> str | None:
+    """`$ACOUSTIC_PIPELINES_LEDGER_DATABASE`: one SQLite file or PostgreSQL URL for every ledger."""
+    return os.environ.get(LEDGER_DATABASE_ENV) or None
+
+
+def ledger_location(own_env: str, lake_file: str) -> str:
+    """Where a ledger lives: its own variable, else the shared ledger database, else a SQLite file
+    at `lake_file` inside a local lake.
 
     Raises:
-        SettingsError: The lake is on S3 and the variable is not set (SQLite needs a local disk).
+        SettingsError: The lake is on S3 and neither variable is set (SQLite needs a local disk).
     """
-    configured = os.environ.get(EXPORT_LEDGER_ENV)
+    configured = os.environ.get(own_env) or shared_ledger_database()
     if configured:
-        return Path(configured).expanduser()
+        return configured if "://" in configured else str(Path(configured).expanduser())
     lake = lake_location()
     if "://" in lake:
         raise SettingsError(
-            f"the lake {lake} is not a local folder: set {EXPORT_LEDGER_ENV} to a file on a "
-            "local disk for the export-job ledger (a SQLite database)"
+            f"the lake {lake} is not a local folder: set {LEDGER_DATABASE_ENV} to a "
+            f"postgresql:// URL (or {own_env} to a file on a local disk) for the ledgers"
         )
-    return Path(lake) / EXPORT_LEDGER_FILE
+    return str(Path(lake) / lake_file)
+
+
+def export_ledger_location() -> str:
+    """The export-job ledger: `$ACOUSTIC_PIPELINES_EXPORT_LEDGER`, else the shared ledger
+    database, else `_ledgers/export_jobs.sqlite` of a local lake."""
+    return ledger_location(EXPORT_LEDGER_ENV, EXPORT_LEDGER_FILE)
 
 
 def s3_endpoint_url() -> str | None:

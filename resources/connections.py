@@ -1,7 +1,6 @@
 """Segment Connections: the sync ledger, the warehouse and the Tracking API sender for the assets."""
 
 import os
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -29,22 +28,19 @@ class SegmentConnectionsResource(dg.ConfigurableResource):
     ledger: str | None = Field(
         default=None,
         description=f"Ledger database: a SQLite file or a postgresql:// URL; unset: "
-        f"${CONNECTIONS_LEDGER_ENV}, else {CONNECTIONS_LEDGER_FILE} in a local lake",
+        f"${CONNECTIONS_LEDGER_ENV}, else ${settings.LEDGER_DATABASE_ENV}, else "
+        f"{CONNECTIONS_LEDGER_FILE} in a local lake",
     )
     max_attempts: int = Field(default=6, ge=1, description="Tries per Tracking API request.")
 
     def sync_ledger(self) -> SyncLedger:
         """The snapshot and sync ledger (SQLite by default, PostgreSQL by one setting)."""
-        location = self.ledger or os.environ.get(CONNECTIONS_LEDGER_ENV)
-        if not location:
-            lake = settings.lake_location()
-            if "://" in lake:
-                raise dg.Failure(
-                    description=f"the lake {lake} is not a local folder: set "
-                    f"{CONNECTIONS_LEDGER_ENV} to a SQLite file or a postgresql:// URL",
-                    allow_retries=False,
-                )
-            location = str(Path(lake) / CONNECTIONS_LEDGER_FILE)
+        try:
+            location = self.ledger or settings.ledger_location(
+                CONNECTIONS_LEDGER_ENV, CONNECTIONS_LEDGER_FILE
+            )
+        except settings.SettingsError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         return SyncLedger(open_database(location, name="segment_connections"))
 
     def warehouse(self, config: ConnectionsConfig) -> str:

@@ -79,18 +79,19 @@ class AcousticSftpResource(dg.ConfigurableResource):
 
 
 class ExportLedgerResource(dg.ConfigurableResource):
-    """The ledger of exportSignals jobs (SQLite on a local disk, shared by every run here)."""
+    """The ledger of exportSignals jobs: a SQLite file on a local disk, or a PostgreSQL database
+    every machine sees."""
 
     path: str | None = Field(
         default=None,
-        description=f"SQLite file; unset: ${settings.EXPORT_LEDGER_ENV}, else "
-        f"<local lake>/{settings.EXPORT_LEDGER_FILE}",
+        description=f"SQLite file or postgresql:// URL; unset: ${settings.EXPORT_LEDGER_ENV}, "
+        f"else ${settings.LEDGER_DATABASE_ENV}, else <local lake>/{settings.EXPORT_LEDGER_FILE}",
     )
 
     def get_ledger(self) -> ExportLedger:
         """Open the ledger (the environment is read here, at run time)."""
         try:
-            path = Path(self.path) if self.path else settings.export_ledger_path()
+            location = self.path or settings.export_ledger_location()
         except settings.SettingsError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        return ExportLedger(path.resolve())
+        return ExportLedger(location if "://" in location else Path(location).resolve())

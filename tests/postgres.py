@@ -3,6 +3,7 @@ folder and listening on a Unix socket only (no network), stopped when the sessio
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,3 +30,15 @@ def new_database(url: str, name: str) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     return url.replace("/postgres?", f"/{name}?", 1)
+
+
+#: The two engines every ledger runs on: `@pytest.mark.parametrize("engine", ENGINES)`.
+ENGINES = ("sqlite", "postgres")
+
+
+def ledger_location(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty ledger database of `engine`: a SQLite file path or a PostgreSQL URL."""
+    if engine == "sqlite":
+        return str(tmp_path / "ledger" / "ledger.sqlite")
+    server = request.getfixturevalue("postgres_url")
+    return new_database(server, f"ledger_{uuid.uuid4().hex[:16]}")

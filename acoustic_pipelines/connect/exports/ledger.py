@@ -1,4 +1,5 @@
-"""The ledger of `exportSignals` jobs this pipeline reserved and submitted (a SQLite file).
+"""The ledger of `exportSignals` jobs this pipeline reserved and submitted (a SQLite file, or
+PostgreSQL when several machines share it: `acoustic_pipelines.database`).
 
 One row per job, keyed by its job name (`<prefix>-<definition>-<start>-<end>-<attempt>`):
 
@@ -13,11 +14,12 @@ One row per job, keyed by its job name (`<prefix>-<definition>-<start>-<end>-<at
 | `deferred`  | not sent: Connect answered DAILY_LIMIT_EXCEEDED for it or for an  | no (until re-reserved)   |
 |             | earlier job of its run; submitted once after `deferred_until`     |                          |
 
-Reservation is atomic and all-or-nothing: `reserve_all` takes SQLite's write lock
-(`BEGIN IMMEDIATE`), adds today's usage up, checks every job of a run together against the
-limits and inserts them (or re-reserves deferred ones), all in one transaction — every job fits
-and is reserved, or none is — so runs in parallel processes (several backfills at once) can
-never pass a limit together, and a run never submits part of what it planned.
+Reservation is atomic and all-or-nothing: `reserve_all` takes the ledger database's exclusive
+transaction (SQLite's `BEGIN IMMEDIATE`, a PostgreSQL advisory lock), adds today's usage up,
+checks every job of a run together against the limits and inserts them (or re-reserves
+deferred ones), all in one transaction — every job fits and is reserved, or none is — so runs
+in parallel processes or on several machines (several backfills at once) can never pass a
+limit together, and a run never submits part of what it planned.
 
 Beside the jobs the ledger holds the verdict of each day's latest plan (`record_verdict`:
 passed, or which limit and by how much it was over; `connect/export_jobs` submits only days
@@ -34,10 +36,8 @@ keeps counting: whether Connect got it is not known, so it is treated like `unkn
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -50,6 +50,7 @@ from acoustic_pipelines.connect.exports.quota import (
     check_plan,
     window_days,
 )
+from acoustic_pipelines.database import Connection, open_database
 
 __all__ = [
     "COLLECTED",
@@ -86,15 +87,15 @@ CREATE TABLE IF NOT EXISTS export_jobs (
     signal_types TEXT NOT NULL,
     requested_path TEXT NOT NULL,
     status TEXT NOT NULL,
-    estimated_rows INTEGER NOT NULL,
-    estimated_bytes INTEGER NOT NULL,
+    estimated_rows BIGINT NOT NULL,
+    estimated_bytes BIGINT NOT NULL,
     reserved_at TEXT NOT NULL,
     run_id TEXT,
     data_job_id TEXT,
     path TEXT,
     submitted_at TEXT,
-    rows INTEGER,
-    bytes INTEGER,
+    rows BIGINT,
+    bytes BIGINT,
     rows_by_type TEXT,
     collected_at TEXT,
     error TEXT,
@@ -116,18 +117,19 @@ CREATE TABLE IF NOT EXISTS verdicts (
     passed INTEGER NOT NULL,
     forced INTEGER NOT NULL,
     breaches TEXT NOT NULL,
+    seq BIGINT,
     PRIMARY KEY (day, plan_id)
 );
 CREATE TABLE IF NOT EXISTS collected_days (
     job_name TEXT NOT NULL,
     day TEXT NOT NULL,
-    rows INTEGER,
+    rows BIGINT,
     collected_at TEXT NOT NULL,
     PRIMARY KEY (job_name, day)
 );
 """
-#: Columns added after the first ledgers were written (added to an existing file on open).
-_ADDED_COLUMNS = {"deferred_until": "TEXT"}
+#: Columns added after the first ledgers were written (added to an existing ledger on open).
+_ADDED_COLUMNS = {"export_jobs": {"deferred_until": "TEXT"}, "verdicts": {"seq": "BIGINT"}}
 _COLUMNS = (
     "job_name, definition, window_start, window_end, attempt, signal_types, requested_path, "
     "status, estimated_rows, estimated_bytes, reserved_at, run_id, data_job_id, path, "
@@ -250,56 +252,41 @@ def _day_start(day: date) -> datetime:
 
 
 class ExportLedger:
-    """The export-job ledger in a SQLite file; safe to share between processes on one machine."""
+    """The export-job ledger in a SQLite file or a PostgreSQL database (`acoustic_pipelines.database`);
+    safe to share between processes, and between machines on PostgreSQL."""
 
-    def __init__(self, path: Path | str, *, timeout: float = 60.0) -> None:
-        self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._timeout = timeout
+    def __init__(self, location: Path | str, *, timeout: float = 60.0) -> None:
+        location = str(location)
+        if "://" not in location:
+            location = str(Path(location).expanduser())
+        self.database = open_database(location, name="export_jobs", timeout=timeout)
         self._create()
 
+    @property
+    def path(self) -> str:
+        """Where the ledger is, for people: the file, or the URL without its password."""
+        return self.database.display
+
     def _create(self) -> None:
-        """Create the tables (WAL mode), retrying while another process is creating them."""
-        deadline = time.monotonic() + self._timeout
-        while True:
-            try:
-                with self._connection() as db:
-                    # Switching to WAL takes an exclusive lock without waiting on SQLite's busy
-                    # handler, so processes opening a new ledger together retry here.
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.executescript(_SCHEMA)
-                    present = {row[1] for row in db.execute("PRAGMA table_info(export_jobs)")}
-                    for column, kind in _ADDED_COLUMNS.items():
-                        if column not in present:
-                            db.execute(f"ALTER TABLE export_jobs ADD COLUMN {column} {kind}")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        """Create the tables, and add the columns older ledgers lack."""
+        self.database.create(_SCHEMA)
+        with self.database.transaction() as db:
+            for table, columns in _ADDED_COLUMNS.items():
+                cursor = db.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+                present = {column[0] for column in cursor.description}
+                for column, kind in columns.items():
+                    if column not in present:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def __repr__(self) -> str:
-        return f"ExportLedger({str(self.path)!r})"
+        return f"ExportLedger({self.path!r})"
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-        try:
-            yield db
-        finally:
-            db.close()
+    def _connection(self) -> AbstractContextManager[Connection]:
+        return self.database.read()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction holding SQLite's write lock from its first statement."""
-        with self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[Connection]:
+        """An exclusive write transaction (see `Database.transaction`)."""
+        return self.database.transaction()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -352,7 +339,8 @@ class ExportLedger:
             for day in days:
                 row = db.execute(
                     "SELECT day, plan_id, run_id, recorded_at, passed, forced, breaches "
-                    "FROM verdicts WHERE day = ? ORDER BY recorded_at DESC, rowid DESC LIMIT 1",
+                    "FROM verdicts WHERE day = ? ORDER BY recorded_at DESC, COALESCE(seq, 0) DESC "
+                    "LIMIT 1",
                     (day.isoformat(),),
                 ).fetchone()
                 found[day] = _verdict(row) if row else None
@@ -401,7 +389,7 @@ class ExportLedger:
         return [_job(row) for row in rows]
 
     @staticmethod
-    def _usage_in(db: sqlite3.Connection, today: date) -> Usage:
+    def _usage_in(db: Connection, today: date) -> Usage:
         start = _day_start(today)
         end = start + timedelta(days=1)
         (jobs,) = db.execute(
@@ -612,11 +600,24 @@ class ExportLedger:
         """Record a plan's verdict on each of its days (the latest one binds `export_jobs`)."""
         text = json.dumps([[b.limit, b.maximum, b.used, b.planned] for b in breaches])
         with self._transaction() as db:
+            # The transaction is exclusive, so the next sequence number is this one's alone: it
+            # orders verdicts recorded at the same moment.
+            (seq,) = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM verdicts").fetchone()
             for d in days:
                 db.execute(
                     "INSERT INTO verdicts (day, plan_id, run_id, recorded_at, passed, forced, "
-                    "breaches) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day, plan_id) DO NOTHING",
-                    (d.isoformat(), plan_id, run_id, _iso(now), int(passed), int(forced), text),
+                    "breaches, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (day, plan_id) DO NOTHING",
+                    (
+                        d.isoformat(),
+                        plan_id,
+                        run_id,
+                        _iso(now),
+                        int(passed),
+                        int(forced),
+                        text,
+                        seq,
+                    ),
                 )
 
     def _update(

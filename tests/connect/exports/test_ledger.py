@@ -49,6 +49,7 @@ from acoustic_pipelines.connect.exports.ledger import (
 )
 from acoustic_pipelines.connect.exports.quota import DailyLimits, LimitBreach, Usage
 from tests.ledger_jobs import reserve_job
+from tests.postgres import ENGINES, ledger_location, postgres_url  # noqa: F401 (fixture)
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -68,9 +69,10 @@ def at(day: date, hour: int, minute: int = 0, second: int = 0, ms: int = 0) -> d
     return datetime(day.year, day.month, day.day, hour, minute, second, ms * 1000, tzinfo=UTC)
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> ExportLedger:
-    return ExportLedger(tmp_path / "ledger" / "exports.sqlite")
+@pytest.fixture(params=ENGINES)
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> ExportLedger:
+    """A new ledger on each engine: a SQLite file, and a PostgreSQL database on a real server."""
+    return ExportLedger(ledger_location(request.param, request, tmp_path))
 
 
 def reserve(
@@ -425,9 +427,12 @@ RACER = textwrap.dedent(
 RACERS = 12
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("same_name", [False, True], ids=["different-jobs", "one-job"])
-def test_parallel_processes_never_pass_a_limit_together(tmp_path: Path, same_name: bool) -> None:
-    path = tmp_path / "exports.sqlite"
+def test_parallel_processes_never_pass_a_limit_together(
+    request: pytest.FixtureRequest, tmp_path: Path, same_name: bool, engine: str
+) -> None:
+    path = ledger_location(engine, request, tmp_path)
     ledger = ExportLedger(path)
     names = ["job"] * RACERS if same_name else [f"job-{i:02d}" for i in range(RACERS)]
     processes = [
@@ -485,9 +490,13 @@ OPENER = textwrap.dedent(
 )
 
 
-def test_processes_creating_a_new_ledger_together_all_succeed(tmp_path: Path) -> None:
-    """Several first runs at once: switching a new file to WAL must not fail any of them."""
-    path = tmp_path / "new" / "exports.sqlite"
+@pytest.mark.parametrize("engine", ENGINES)
+def test_processes_creating_a_new_ledger_together_all_succeed(
+    request: pytest.FixtureRequest, tmp_path: Path, engine: str
+) -> None:
+    """Several first runs at once: creating the tables (and switching a new SQLite file to WAL)
+    must not fail any of them."""
+    path = ledger_location(engine, request, tmp_path)
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", OPENER, str(path)],
