@@ -32,7 +32,7 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date=start_date().isoforma
 
 #: How late a daily asset may be: its newest materialization more than 30 hours old (a day's run
 #: is late, with the 02:00 schedule or the archive sensor) shows WARN, more than 54 hours FAIL.
-#: Dagster evaluates it in the daemon when the instance has `freshness: enabled: true`.
+#: Dagster's daemon evaluates it (`freshness: enabled` defaults to true in the instance config).
 DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
     warn_window=timedelta(hours=30), fail_window=timedelta(hours=54)
 )

@@ -44,6 +44,7 @@ def test_the_deploy_instance_is_postgres_with_a_run_queue(postgres_home: tuple[P
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         assert instance.run_monitoring_enabled
+        assert instance.freshness_enabled
 
 
 def test_the_password_stays_in_the_environment() -> None:
