@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import Field
 
 from acoustic_pipelines.connect.exports.collection import (
@@ -36,7 +38,8 @@ from acoustic_pipelines.connect.signals.ledger import (
     LedgerError,
     pushed_signal_counts,
 )
-from acoustic_pipelines.lake import Lake
+from acoustic_pipelines.lake import Lake, PartitionNotFound
+from assets.catalog import column_schema
 from assets.export_results import (
     LIMIT_CHECKS,
     QUOTA_WARNING_CHECK,
@@ -342,11 +345,30 @@ def exported_signals(
         f"{len(report.jobs)} file(s), {report.bytes_downloaded:,} bytes at {report.mb_per_s:,.1f} MB/s"
     )
     limits = exports.limits.daily_limits()
+    definitions = [d.name for d in exports.enabled_definitions]
     for day in days:
         context.add_asset_metadata(
-            day_exported_metadata(report, day), partition_key=day.isoformat()
+            {
+                **day_exported_metadata(report, day),
+                "dagster/column_schema": column_schema(_landed_schema(store, day, definitions)),
+            },
+            partition_key=day.isoformat(),
         )
     yield dg.MaterializeResult(metadata=exported_metadata(report, exports, store, days))
     yield from day_check_events(
         context, {d: usage_results(report, ledger, limits, day=d) for d in days}
     )
+
+
+def _landed_schema(store: Lake, day: date, definitions: list[str]) -> pa.Schema:
+    """The day's columns as landed: `definition` (the folder), then every definition's export
+    columns in file order (the export's header decides them, so they are read, not declared)."""
+    fields: dict[str, pa.Field] = {"definition": pa.field("definition", pa.string())}
+    for name in definitions:
+        try:
+            files = store.parquet_files(EXPORTED_SIGNALS, day, f"definition={name}")
+        except PartitionNotFound:
+            continue
+        for field in pq.read_schema(store.fs.open_input_file(files[0])):
+            fields.setdefault(field.name, field)
+    return pa.schema(list(fields.values()))

@@ -183,6 +183,9 @@ def test_a_ten_day_backfill_is_one_run_and_one_job(sandbox: ExportSandbox) -> No
         }  # each day its own rows, the run's total beside them
         assert {m["run_rows"] for m in by_partition.values()} == {sum(counts.values())}
         assert by_partition[DAY.isoformat()]["dagster/row_count"] == counts[DAY]
+        for metadata in by_partition.values():  # the landed columns, also on an empty day
+            columns = [c.name for c in metadata["dagster/column_schema"].columns]
+            assert columns == ["definition", *EXPORT_COLUMNS]
         plan_days = {
             m.partition: m.metadata["day_rows_estimated"].value
             for m in result.asset_materializations_for_node(PLAN)
