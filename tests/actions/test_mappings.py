@@ -38,40 +38,10 @@ from acoustic_pipelines.actions.mappings.kit import (
     transform,
 )
 from acoustic_pipelines.actions.mappings.operations import to_result
+from tests.conformance import CONFORMANCE, js_value, vector_params
 
-# Same place as the `conformance_dir` fixture of tests/conftest.py; read at collection time.
-VECTOR_FILE = (
-    Path(__file__).resolve().parents[2].parent / "shared/conformance/mapping_vectors.jsonl"
-)
 DOCUMENTED_ERRORS = (MappingValidationError, MappingRuntimeError, MappingInputError)
-
-
-def _load_vectors() -> list[dict[str, Any]]:
-    """Read the mapping vectors, or nothing when the shared folder is not there."""
-    if not VECTOR_FILE.is_file():
-        return []
-    with VECTOR_FILE.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
-
-
-VECTORS = _load_vectors()
-# Without vectors one placeholder case remains, which the conformance_dir fixture skips.
-VECTOR_PARAMS = [pytest.param(vector, id=vector["id"]) for vector in VECTORS] or [
-    pytest.param(None, id="no-vectors")
-]
-
-
-def _js_value(value: Any) -> Any:
-    """Make a JSON value comparable the JavaScript way: numbers as doubles, booleans apart."""
-    if isinstance(value, bool):
-        return ("boolean", value)
-    if isinstance(value, int | float):
-        return ("number", float(value))
-    if isinstance(value, dict):
-        return {key: _js_value(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_js_value(item) for item in value]
-    return value
+VECTORS, VECTOR_PARAMS = vector_params("mapping_vectors.jsonl")
 
 
 def _at_pointer(document: Any, pointer: str) -> Any:
@@ -105,7 +75,7 @@ def test_conformance_vector(conformance_dir: Path, vector: dict[str, Any]) -> No
     expected = vector["expected"]
     if "output" in expected:
         result = transform(vector["mapping"], vector["event"])
-        assert _js_value(result) == _js_value(expected["output"])
+        assert js_value(result) == js_value(expected["output"])
         for pointer in expected.get("undefined_at", []):
             assert _at_pointer(result, pointer) is None
         return
@@ -130,12 +100,12 @@ def test_conformance_vector(conformance_dir: Path, vector: dict[str, Any]) -> No
 def _outcome(run: Any, event: Any) -> tuple[str, Any]:
     """Result of one call, or the class of the documented error it raised."""
     try:
-        return ("result", _js_value(run(event)))
+        return ("result", js_value(run(event)))
     except DOCUMENTED_ERRORS as error:
         return ("error", type(error).__name__)
 
 
-@pytest.mark.skipif(not VECTORS, reason=f"conformance vectors not found at {VECTOR_FILE}")
+@pytest.mark.skipif(not VECTORS, reason=f"conformance vectors not found in {CONFORMANCE}")
 def test_compiled_mapping_matches_transform_on_every_event() -> None:
     """One compiled mapping applied to many events agrees with transform() on each of them."""
     mappings = {json.dumps(vector["mapping"]): vector["mapping"] for vector in VECTORS}
@@ -355,7 +325,7 @@ EDGE_CASES = [
 )
 def test_section_5_edge_case(mapping: Any, expected: Any) -> None:
     """A §5 edge case resolves to the value the reference describes."""
-    assert _js_value(transform(mapping, EVENT)) == _js_value(expected)
+    assert js_value(transform(mapping, EVENT)) == js_value(expected)
 
 
 def test_unknown_directive_inside_an_array_fails_only_when_resolved() -> None:

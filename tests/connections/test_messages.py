@@ -26,37 +26,9 @@ from acoustic_pipelines.connections.messages import (
     compile_message,
     with_hidden_defaults,
 )
+from tests.conformance import js_value, vector_params
 
-VECTOR_FILE = (
-    Path(__file__).resolve().parents[2].parent / "shared/conformance/connections_vectors.jsonl"
-)
-
-
-def _load_vectors() -> list[dict[str, Any]]:
-    """Read the Segment Connections vectors, or nothing when the shared folder is not there."""
-    if not VECTOR_FILE.is_file():
-        return []
-    with VECTOR_FILE.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
-
-
-VECTORS = _load_vectors()
-VECTOR_PARAMS = [pytest.param(vector, id=vector["id"]) for vector in VECTORS] or [
-    pytest.param(None, id="no-vectors")
-]
-
-
-def _js_value(value: Any) -> Any:
-    """Make a JSON value comparable the JavaScript way: numbers as doubles, booleans apart."""
-    if isinstance(value, bool):
-        return ("boolean", value)
-    if isinstance(value, int | float):
-        return ("number", float(value))
-    if isinstance(value, dict):
-        return {key: _js_value(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_js_value(item) for item in value]
-    return value
+VECTORS, VECTOR_PARAMS = vector_params("connections_vectors.jsonl")
 
 
 def test_every_vector_is_read(conformance_dir: Path) -> None:
@@ -74,10 +46,10 @@ def test_vector(vector: dict[str, Any] | None, conformance_dir: Path) -> None:
     build = compile_message(vector["action"], vector["mapping"])
     if "message" in expected:
         message = build(vector["event"])
-        assert _js_value(message) == _js_value(expected["message"])
+        assert js_value(message) == js_value(expected["message"])
         assert json.loads(json.dumps(message)) == message  # plain JSON, nothing else
-        assert _js_value(build_message(vector["action"], vector["mapping"], vector["event"])) == (
-            _js_value(message)
+        assert js_value(build_message(vector["action"], vector["mapping"], vector["event"])) == (
+            js_value(message)
         )
     else:
         with pytest.raises(MessageRejected) as refused:
