@@ -27,6 +27,7 @@ KILL_DAY = date(2026, 11, 10)
 #: Ranges the backfill tests use, each its own days: the sandbox and ledgers persist across tests.
 FITTING_RANGE = [date(2026, 11, 20) + timedelta(days=n) for n in range(3)]
 OVER_QUOTA_RANGE = [date(2026, 11, 24) + timedelta(days=n) for n in range(3)]
+JOB_RANGE = [date(2026, 11, 14) + timedelta(days=n) for n in range(3)]
 DEFAULT_CONFIG = REPO_ROOT / settings.DEFAULT_CONFIG
 
 
@@ -59,7 +60,7 @@ class UIProject:
 def _write_days(archive: Path) -> None:
     location = open_location(str(archive))
     write_sample_archive(location, KILL_DAY, events=4_000, seed=10)
-    for day in [*FITTING_RANGE, *OVER_QUOTA_RANGE]:
+    for day in [*FITTING_RANGE, *OVER_QUOTA_RANGE, *JOB_RANGE]:
         write_sample_archive(location, day, events=300, seed=day.day)
 
 

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tests.ui.conftest import FITTING_RANGE, OVER_QUOTA_RANGE, UIProject, exports_limits
+from tests.ui.conftest import FITTING_RANGE, JOB_RANGE, OVER_QUOTA_RANGE, UIProject, exports_limits
 
 EXPORT_JOBS = "connect/export_jobs"
 EXPORT_PLAN = "connect/export_plan"
@@ -93,6 +93,28 @@ def test_materialize_all_over_three_days(ui_project: UIProject) -> None:
                 assert executions[0]["evaluation"] is not None, executions[0]
                 if check["blocking"]:
                     assert executions[0]["status"] == "SUCCEEDED", (key, check, day, executions)
+
+
+def test_the_daily_pipeline_jobs_backfill_is_one_run_and_one_job_per_definition(
+    ui_project: UIProject,
+) -> None:
+    """The job's backfill page (daily_pipeline: everything but the collection) over 3 days."""
+    ui, days = ui_project.ui, [d.isoformat() for d in JOB_RANGE]
+    job_assets = [
+        _key(n) for n in _daily_assets(ui_project) if _key(n) != "connect/exported_signals"
+    ]
+    backfill_id = ui.launch_backfill(job_assets, days, job="daily_pipeline")
+    state = ui.wait_backfill(backfill_id, timeout=420)
+    runs = state["runs"]
+    print(f"\ndaily_pipeline backfill, {days[0]}..{days[-1]}: {len(runs)} run(s)")
+    assert state["status"] == "COMPLETED_SUCCESS", state
+    assert len(runs) == 1 and runs[0]["status"] == "SUCCESS", runs  # one policy: one run
+    jobs = _jobs_for(ui_project, JOB_RANGE)
+    assert len(jobs) == _definitions(ui_project), jobs  # one per definition for the range
+    for job in jobs:
+        assert job["timestampStart"][:10] == days[0] and job["timestampEnd"][:10] == days[-1]
+    for key in job_assets:
+        assert ui.materialized_partitions(key, days) == set(days), f"{key} not every day"
 
 
 def test_a_range_over_todays_quota_submits_nothing(ui_project: UIProject) -> None:
