@@ -82,3 +82,34 @@ def test_errors_name_the_place_without_the_password() -> None:
         database.create(SCHEMA)
     assert "127.0.0.1:9/ledgers" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+def test_every_ledger_shares_one_database(location: str) -> None:
+    """`ACOUSTIC_PIPELINES_LEDGER_DATABASE` puts the export ledger, the leases and the Segment
+    Connections ledger in one database: their tables must not collide, and each keeps working."""
+    import time
+    from datetime import UTC, date, datetime
+
+    from acoustic_pipelines.connect.exports.ledger import ExportLedger
+    from acoustic_pipelines.connections.ledger import SyncLedger
+    from acoustic_pipelines.leases import LeaseRecord, open_lease_store
+    from tests.ledger_jobs import reserve_job
+
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    exports = ExportLedger(location)
+    leases = open_lease_store(location)
+    connections = SyncLedger(open_database(location, name="segment_connections"))
+
+    reserve_job(exports, "job", window=(date(2026, 3, 1), date(2026, 3, 1)), now=now)
+    moment = time.time()
+    record = LeaseRecord("day", "token", "me@here", "test", moment, moment + 60)
+    assert leases.take(record, moment) is None  # taken: no live holder stood in the way
+    assert connections.reset("customers") == 1
+
+    assert [j.job_name for j in ExportLedger(location).jobs()] == ["job"]
+    assert ExportLedger(location).usage(now.date()).jobs == 1
+    holder = open_lease_store(location).holder("day")
+    assert holder is not None and (holder.token, holder.owner) == ("token", "me@here")
+    assert (
+        SyncLedger(open_database(location, name="segment_connections")).generation("customers") == 1
+    )
