@@ -35,6 +35,8 @@ LEASES_ENV: Final = "ACOUSTIC_PIPELINES_LEASES"
 # Every ledger at once (export jobs, partition leases, Segment Connections): a SQLite file or a
 # `postgresql://` URL that every machine sees. A ledger's own variable, when set, wins.
 LEDGER_DATABASE_ENV: Final = "ACOUSTIC_PIPELINES_LEDGER_DATABASE"
+# Worker processes that share a day's ingest and mapping; unset: one per core of the machine.
+WORKERS_ENV: Final = "ACOUSTIC_PIPELINES_WORKERS"
 
 DEFAULT_ARCHIVE: Final = "./sample-archive"
 DEFAULT_LAKE: Final = "./lake"
@@ -119,3 +121,22 @@ def start_date() -> date:
         return date.fromisoformat(raw)
     except ValueError:
         raise SettingsError(f"{START_DATE_ENV} = {raw!r} is not a date like 2026-11-20") from None
+
+
+def worker_count(configured: int | None = None) -> int:
+    """Worker processes for a day: the run's setting, else `$ACOUSTIC_PIPELINES_WORKERS`, else
+    the machine's cores (the cores this process may use)."""
+    if configured is not None:
+        if configured < 1:
+            raise SettingsError(f"workers = {configured!r}: give at least 1")
+        return configured
+    raw = os.environ.get(WORKERS_ENV)
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{WORKERS_ENV} = {raw!r} is not a whole number") from None
+        if value < 1:
+            raise SettingsError(f"{WORKERS_ENV} = {raw!r}: give at least 1")
+        return value
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,8 +1,10 @@
 """Where the ledgers live: a ledger's own variable, else the one shared ledger database, else a
-SQLite file in a local lake; an S3 lake with neither names both variables."""
+SQLite file in a local lake; an S3 lake with neither names both variables. How many workers a
+day gets."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,22 @@ def test_an_s3_lake_without_a_ledger_database_names_the_variables(
         settings.export_ledger_location()
     assert settings.LEDGER_DATABASE_ENV in str(caught.value)
     assert settings.EXPORT_LEDGER_ENV in str(caught.value)
+
+
+def test_workers_come_from_the_run_then_the_environment_then_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(settings.WORKERS_ENV, raising=False)
+    assert settings.worker_count() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(settings.WORKERS_ENV, "3")
+    assert settings.worker_count() == 3
+    assert settings.worker_count(1) == 1
+
+
+@pytest.mark.parametrize("raw", ["two", "0", "-1"])
+def test_a_bad_workers_setting_names_the_variable_and_value(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv(settings.WORKERS_ENV, raw)
+    with pytest.raises(settings.SettingsError, match=f"ACOUSTIC_PIPELINES_WORKERS = '{raw}'"):
+        settings.worker_count()
