@@ -18,7 +18,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -29,6 +29,7 @@ from acoustic_pipelines.config.connections import ConnectionMappingConfig, Conne
 from acoustic_pipelines.connections.changes import Change, ChangeCounts, detect_changes
 from acoustic_pipelines.connections.ledger import FINAL_OUTCOMES, SendRecord, SyncLedger
 from acoustic_pipelines.connections.messages import MessageRejected
+from acoustic_pipelines.connections.rejected import RejectedRecord, rejected_row, rejected_send
 from acoustic_pipelines.connections.sender import (
     MAX_MESSAGE_BYTES,
     BatchOutcome,
@@ -102,6 +103,7 @@ def sync_model(
     workdir: str | Path | None = None,
     page_rows: int = 5_000,
     max_rejections_kept: int = 1_000,
+    on_rejected: Callable[[list[RejectedRecord]], None] | None = None,
 ) -> SyncReport:
     """Sync one model: send its changes through its enabled mappings and record the outcomes.
 
@@ -117,6 +119,7 @@ def sync_model(
         workdir: where the diff's temporary DuckDB database goes.
         page_rows: changes handled per page (bounds memory).
         max_rejections_kept: rejected rows listed in the report (all are counted).
+        on_rejected: receives every rejected, failed and given-up record, a page at a time.
     """
     if sender is None and not dry_run:
         raise ValueError("a sync that sends needs a TrackingApiSender (or dry_run=True)")
@@ -144,6 +147,8 @@ def sync_model(
         for page in change_set.rejections(page_rows=page_rows):
             room = max_rejections_kept - len(report.rejections)
             report.rejections.extend((r.key, r.reason) for r in page[: max(room, 0)])
+            if on_rejected is not None:
+                on_rejected([rejected_row(r) for r in page])
         for page in change_set.changes(page_rows=page_rows):
             _sync_page(
                 model,
@@ -155,6 +160,7 @@ def sync_model(
                 generation=generation,
                 retry_seconds=retry_days * DAY_SECONDS,
                 now=clock,
+                on_rejected=on_rejected,
             )
     if sender is not None:
         report.requests = sender.requests_made - requests_before
@@ -178,6 +184,7 @@ def _sync_page(
     generation: int,
     retry_seconds: int,
     now: float,
+    on_rejected: Callable[[list[RejectedRecord]], None] | None = None,
 ) -> None:
     """Settle one page of changes: build, send and record, then move the snapshot."""
     planned: list[tuple[Change, ConnectionMappingConfig, str]] = []
@@ -246,6 +253,8 @@ def _sync_page(
         outgoing.append(Outgoing(message_id, message, size))
         meta[message_id] = (change, mapping)
         pending[change.key].open.add(message_id)
+    if on_rejected is not None and settled_now:
+        on_rejected([rejected_send(r, pending[r.record_key].change) for r in settled_now])
     if report.dry_run:
         return
     if settled_now:
@@ -280,6 +289,8 @@ def _sync_page(
                     counts.failed += 1
                     state.failed = True
             ledger.record(records, now=now)
+            if on_rejected is not None and not outcome.sent:
+                on_rejected([rejected_send(r, pending[r.record_key].change) for r in records])
 
         sender.send(outgoing, on_batch=on_batch)
     advance = [
