@@ -15,7 +15,7 @@ import hashlib
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,8 @@ class Connection(Protocol):
     """A connection inside a transaction: `execute(sql, params)` with `?` placeholders."""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,11 @@ class _PostgresConnection:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         return self._conn.execute(_to_pyformat(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        """One statement for many parameter rows (psycopg pipelines them in one round trip)."""
+        with self._conn.cursor() as cursor:
+            cursor.executemany(_to_pyformat(sql), [tuple(row) for row in rows])
 
 
 def _to_pyformat(sql: str) -> str:

@@ -1,14 +1,25 @@
 """Change detection, Segment's way: the model's rows against the last committed snapshot.
 
-A sync reads the model as Arrow record batches; each batch goes into an in-memory DuckDB
-database with a memory limit that spills to a temporary folder rather than grow (an on-disk
-database was 5x slower: every insert committed to its write-ahead log), which works
-out per row, in C++: the primary key as JSON text (the record key), the row as a JSON object
-(what the mappings read under `$.properties`), its MD5 (the row checksum) and why Segment would
-reject it. The snapshot (record key → checksum) is streamed in from the ledger database the same
-way, and one join classifies every record: added, updated, deleted or unchanged. The changes are
-then read back a page at a time; nothing holds all keys or rows in Python, so memory stays
-bounded for models of millions of rows.
+A sync reads the model as Arrow record batches; they stream into an in-memory DuckDB database
+with a memory limit that spills to a temporary folder rather than grow (an on-disk database was
+5x slower: every insert committed to its write-ahead log). Everything per row is DuckDB's, in C++;
+Python only ever sees the rows that changed, a page at a time, so memory stays bounded for models
+of millions of rows.
+
+Two fingerprints per row:
+- the checksum, Segment's stable one: the MD5 of the row as a JSON object (what the mappings read
+  under `$.properties`); it goes into the message id and the ledger's snapshot;
+- the fast hash: DuckDB's 64-bit `hash()` of the row's values and the model's schema, far
+  cheaper than the JSON and its MD5. The snapshot file (`ledger.py`) keeps it beside the
+  checksum. A row whose fast hash equals its snapshot's is unchanged (and was accepted before:
+  only accepted rows enter a snapshot) and costs nothing more. Only the others (new keys, changed
+  rows, snapshots without hashes, a DuckDB whose `hash()` changed) are turned into JSON, checked
+  and checksummed, then compared by checksum, so a changed hash function costs time, never a
+  resend.
+
+One pass classifies every record: added, updated, deleted or unchanged; `ChangeSet.advance`
+then takes note of the records whose sends are recorded, and `write_snapshot` writes the
+snapshot they leave, hashes included, for the next sync.
 
 Rejected records (kept with their reason, never sent, never put in the snapshot):
 - a null primary key, or a key more than one row has (every such row);
@@ -18,10 +29,12 @@ Rejected records (kept with their reason, never sent, never put in the snapshot)
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -37,6 +50,7 @@ __all__ = [
     "Change",
     "ChangeCounts",
     "ChangeSet",
+    "SNAPSHOT_FILE_SCHEMA",
     "Rejection",
     "detect_changes",
 ]
@@ -51,6 +65,10 @@ DEFAULT_PAGE_ROWS: Final = 5_000
 DUCKDB_MEMORY_LIMIT: Final = "256MB"
 
 ChangeKind = Literal["added", "updated", "deleted"]
+#: A snapshot file's columns: the record key, its checksum and its row's fast hash.
+SNAPSHOT_FILE_SCHEMA: Final = pa.schema(
+    [("record_key", pa.string()), ("checksum", pa.string()), ("row_hash", pa.uint64())]
+)
 
 
 @dataclass(frozen=True)
@@ -97,11 +115,22 @@ class ChangeSet:
         self.primary_key = primary_key
         self.counts = counts
 
+    @property
+    def rehashed(self) -> int:
+        """Unchanged rows whose fast hash was new to the snapshot (written by `write_snapshot`)."""
+        return _count(self._connection, "SELECT count(*) FROM candidates WHERE kind = 'unchanged'")
+
     def changes(self, *, page_rows: int = DEFAULT_PAGE_ROWS) -> Iterator[list[Change]]:
         """Every change, a page at a time (added and updated rows with all their columns)."""
         cursor = self._connection.cursor()  # its own stream: one pass over the table
         try:
-            cursor.execute("SELECT kind, record_key, checksum, row_json FROM changes ORDER BY n")
+            cursor.execute(
+                "SELECT kind, record_key, checksum, row_json FROM ("
+                "SELECT 0 AS part, n AS position, kind, record_key, checksum, row_json "
+                "FROM candidates WHERE kind IN ('added', 'updated') UNION ALL "
+                "SELECT 1, 0, 'deleted', record_key, checksum, NULL FROM deleted) "
+                "ORDER BY part, position, record_key"
+            )
             while rows := cursor.fetchmany(page_rows):
                 yield [self._change(*row) for row in rows]
         finally:
@@ -117,12 +146,54 @@ class ChangeSet:
         cursor = self._connection.cursor()
         try:
             cursor.execute(
-                "SELECT record_key, reason, row_json FROM current WHERE reason IS NOT NULL ORDER BY n"
+                "SELECT record_key, reason, row_json FROM candidates WHERE kind = 'rejected' "
+                "ORDER BY n"
             )
             while rows := cursor.fetchmany(page_rows):
                 yield [Rejection(*row) for row in rows]
         finally:
             cursor.close()
+
+    def advance(self, moved: Sequence[tuple[str, str | None]]) -> None:
+        """Take note of records whose snapshot moved: (record key, checksum; None = deleted)."""
+        if not moved:
+            return
+        keys, checksums = zip(*moved, strict=True)
+        table = pa.table(
+            {
+                "record_key": pa.array(keys, pa.string()),
+                "checksum": pa.array(checksums, pa.string()),
+            }
+        )
+        self._connection.register("moved", table)
+        try:
+            self._connection.execute("INSERT INTO advanced SELECT record_key, checksum FROM moved")
+        finally:
+            self._connection.unregister("moved")
+
+    def write_snapshot(self, path: Path) -> None:
+        """Write the snapshot the advanced records leave (the one before, moved) to `path`.
+
+        Written beside it first, then renamed: a reader sees the whole file or none.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            self._connection.execute(
+                "COPY (SELECT a.record_key, a.checksum, c.row_hash FROM advanced a "
+                "JOIN candidates c ON c.record_key = a.record_key "
+                "AND c.kind IN ('added', 'updated') AND c.checksum = a.checksum "
+                "UNION ALL "
+                "SELECT s.record_key, s.checksum, "
+                "CASE WHEN c.kind = 'unchanged' THEN c.row_hash ELSE s.row_hash END "
+                "FROM snapshot s LEFT JOIN candidates c "
+                "ON c.record_key = s.record_key AND c.kind = 'unchanged' "
+                "ANTI JOIN advanced a ON a.record_key = s.record_key"
+                f") TO {_sql_text(str(partial))} (FORMAT parquet, COMPRESSION zstd)"
+            )
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Drop the DuckDB database and its folder."""
@@ -136,9 +207,20 @@ class ChangeSet:
         self.close()
 
 
+def _count(connection: Any, sql: str) -> int:
+    """The one number a query answers (its result read to the end, which frees the connection)."""
+    ((count,),) = connection.execute(sql).fetchall()
+    return int(count)
+
+
 def _quote(name: str) -> str:
     """A DuckDB identifier."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_text(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _model_problem(schema: pa.Schema, primary_key: str) -> str | None:
@@ -156,47 +238,44 @@ def _model_problem(schema: pa.Schema, primary_key: str) -> str | None:
     return None
 
 
-def _batch_sql(schema: pa.Schema, primary_key: str, model_problem: str | None) -> str:
-    """The per-row computation on one Arrow batch registered as `batch`."""
-    columns = list(schema.names)
+def _reason_sql(schema: pa.Schema, model_problem: str | None) -> str:
+    """Why Segment rejects a candidate row (`record_key`, `row`, `row_json`, `copies`), or NULL."""
     if model_problem is not None:
-        key = f"to_json(b.{_quote(primary_key)})::VARCHAR" if primary_key in columns else "NULL"
-        reason = "'" + model_problem.replace("'", "''") + "'"
-    else:
-        key = f"to_json(b.{_quote(primary_key)})::VARCHAR"
-        too_big = " ".join(
-            f"WHEN strlen(to_json(b.{_quote(c)})::VARCHAR) > {MAX_VALUE_BYTES} "
-            f"THEN {_sql_text(f'column {c} is over 128 KiB as JSON')}"
-            for c in columns
-        )
-        reason = (
-            f"CASE WHEN b.{_quote(primary_key)} IS NULL THEN 'the primary key is null' "
-            f"WHEN strlen(b.__row_json) > {MAX_RECORD_BYTES} THEN 'the record is over 512 KiB as JSON' "
-            f"{too_big} END"
-        )
+        return _sql_text(model_problem)
+    # A value is part of its row's JSON: only a row over 128 KiB can hold a value over it.
+    too_big = " ".join(
+        f"WHEN strlen(to_json(struct_extract(row, {_sql_text(c)}))::VARCHAR) > {MAX_VALUE_BYTES} "
+        f"THEN {_sql_text(f'column {c} is over 128 KiB as JSON')}"
+        for c in schema.names
+    )
     return (
-        f"SELECT {key} AS record_key, b.__row_json, md5(b.__row_json) AS checksum, "
-        f"{reason} AS reason FROM (SELECT b.*, to_json(b)::VARCHAR AS __row_json FROM batch b) b"
+        "CASE WHEN record_key IS NULL THEN 'the primary key is null' "
+        f"WHEN strlen(row_json) > {MAX_RECORD_BYTES} THEN 'the record is over 512 KiB as JSON' "
+        f"WHEN strlen(row_json) > {MAX_VALUE_BYTES} THEN CASE {too_big} END END"
     )
 
 
-def _sql_text(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
+def _runs(
+    batches: Iterable[pa.RecordBatch],
+) -> Iterator[tuple[pa.Schema, Iterator[pa.RecordBatch]]]:
+    """Consecutive batches of one schema, as (schema, batches) runs (a model has one, usually)."""
+    yield from itertools.groupby(batches, key=lambda batch: batch.schema)
 
 
 def detect_changes(
     batches: Iterable[pa.RecordBatch],
-    snapshot: Iterable[pa.RecordBatch],
+    snapshot: Iterable[pa.RecordBatch] | Path,
     *,
     primary_key: str,
     workdir: str | Path | None = None,
 ) -> ChangeSet:
-    """Compare the model's rows with the snapshot (record_key, checksum batches).
+    """Compare the model's rows with the snapshot.
 
     Args:
-        batches: the model's rows (all batches share one schema).
-        snapshot: the last committed snapshot; empty on the first sync (everything is added).
+        batches: the model's rows.
+        snapshot: the last committed snapshot: batches of (record_key, checksum[, row_hash]) —
+            empty on the first sync (everything is added) — or a snapshot file
+            (`ChangeSet.write_snapshot`).
         primary_key: the column identifying a record.
         workdir: where DuckDB spills past its memory limit (default: a new temporary folder).
 
@@ -209,27 +288,11 @@ def detect_changes(
     connection = duckdb.connect(":memory:")  # spills to `folder` past DUCKDB_MEMORY_LIMIT
     try:
         connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-        connection.execute(f"SET temp_directory = '{folder / 'spill'}'")
+        connection.execute(f"SET temp_directory = {_sql_text(str(folder / 'spill'))}")
         connection.execute("SET preserve_insertion_order = false")
-        connection.execute(
-            "CREATE TABLE current_raw (record_key VARCHAR, row_json VARCHAR, checksum VARCHAR, "
-            "reason VARCHAR)"
-        )
-        sql: str | None = None
-        schema: pa.Schema | None = None
-        for batch in batches:
-            if sql is None or schema is None or not batch.schema.equals(schema):
-                schema = batch.schema
-                sql = _batch_sql(schema, primary_key, _model_problem(schema, primary_key))
-            connection.register("batch", batch)
-            connection.execute(f"INSERT INTO current_raw {sql}")
-            connection.unregister("batch")
-        connection.execute("CREATE TABLE snapshot (record_key VARCHAR, checksum VARCHAR)")
-        for part in snapshot:
-            connection.register("part", part)
-            connection.execute("INSERT INTO snapshot SELECT record_key, checksum FROM part")
-            connection.unregister("part")
-        counts = _classify(connection)
+        _load_snapshot(connection, snapshot)
+        runs = _load_rows(connection, batches, primary_key)
+        counts = _classify(connection, runs)
     except BaseException:
         connection.close()
         shutil.rmtree(folder, ignore_errors=True)
@@ -238,45 +301,102 @@ def detect_changes(
     return ChangeSet(connection, folder, primary_key, counts)
 
 
-def _classify(connection: Any) -> ChangeCounts:
-    """Mark duplicate keys, then build the `changes` table and count each kind."""
+def _load_snapshot(connection: Any, snapshot: Iterable[pa.RecordBatch] | Path) -> None:
+    """The `snapshot` table: record_key, checksum and row_hash (NULL when not known)."""
     connection.execute(
-        "CREATE TABLE current AS WITH repeated AS (SELECT record_key, count(*) AS copies "
-        "FROM current_raw WHERE record_key IS NOT NULL GROUP BY record_key HAVING count(*) > 1) "
-        "SELECT row_number() OVER () AS n, c.record_key, c.row_json, c.checksum, "
-        "CASE WHEN c.reason IS NULL AND r.copies IS NOT NULL "
-        "THEN 'the primary key ' || c.record_key || ' is not unique: ' || r.copies || ' rows have it' "
-        "ELSE c.reason END AS reason "
-        "FROM current_raw c LEFT JOIN repeated r ON r.record_key = c.record_key"
+        "CREATE TABLE snapshot (record_key VARCHAR, checksum VARCHAR, row_hash UBIGINT)"
     )
-    connection.execute("DROP TABLE current_raw")
+    connection.execute("CREATE TABLE advanced (record_key VARCHAR, checksum VARCHAR)")
+    if isinstance(snapshot, Path):
+        connection.execute(
+            "INSERT INTO snapshot SELECT record_key, checksum, row_hash "
+            f"FROM read_parquet({_sql_text(str(snapshot))})"
+        )
+        return
+    for part in snapshot:
+        hashed = "row_hash" if "row_hash" in part.schema.names else "NULL"
+        connection.register("part", part)
+        connection.execute(f"INSERT INTO snapshot SELECT record_key, checksum, {hashed} FROM part")
+        connection.unregister("part")
+
+
+def _load_rows(
+    connection: Any, batches: Iterable[pa.RecordBatch], primary_key: str
+) -> list[tuple[str, pa.Schema, str | None]]:
+    """One `rows_<i>` table per run of batches: position, record key, fast hash, the row."""
+    runs: list[tuple[str, pa.Schema, str | None]] = []
+    loaded = 0
+    for schema, run in _runs(batches):
+        table = f"rows_{len(runs)}"
+        problem = _model_problem(schema, primary_key)
+        key = (
+            f"to_json(b.{_quote(primary_key)})::VARCHAR" if primary_key in schema.names else "NULL"
+        )
+        # The schema is part of the hash: a renamed or retyped column changes every row's.
+        fingerprint = _sql_text(str(schema))
+        connection.register("stream", pa.RecordBatchReader.from_batches(schema, run))
+        try:
+            connection.execute(
+                f"CREATE TABLE {table} AS SELECT {loaded} + row_number() OVER () AS n, "
+                f"{key} AS record_key, hash(b, {fingerprint}) AS row_hash, b AS row "
+                "FROM stream b"
+            )
+        finally:
+            connection.unregister("stream")
+        loaded += _count(connection, f"SELECT count(*) FROM {table}")
+        runs.append((table, schema, problem))
+    return runs
+
+
+def _classify(connection: Any, runs: list[tuple[str, pa.Schema, str | None]]) -> ChangeCounts:
+    """Find duplicate keys, turn the rows that may have changed into JSON, and count each kind."""
+    keys = " UNION ALL ".join(f"SELECT record_key FROM {table}" for table, _, _ in runs)
+    keys = keys or "SELECT NULL::VARCHAR AS record_key WHERE false"
     connection.execute(
-        "CREATE TABLE changes AS SELECT row_number() OVER () AS n, * FROM ("
-        "SELECT 'added' AS kind, c.record_key, c.checksum, c.row_json FROM current c "
-        "ANTI JOIN snapshot s ON s.record_key = c.record_key WHERE c.reason IS NULL "
-        "UNION ALL "
-        "SELECT 'updated', c.record_key, c.checksum, c.row_json FROM current c "
-        "JOIN snapshot s ON s.record_key = c.record_key "
-        "WHERE c.reason IS NULL AND s.checksum <> c.checksum "
-        "UNION ALL "
-        "SELECT 'deleted', s.record_key, s.checksum, NULL FROM snapshot s "
-        "ANTI JOIN current c ON c.record_key = s.record_key)"
+        "CREATE TABLE repeated AS SELECT record_key, count(*) AS copies "
+        f"FROM ({keys}) WHERE record_key IS NOT NULL GROUP BY record_key HAVING count(*) > 1"
     )
-    extracted, rejected = connection.execute(
-        "SELECT count(*), count(reason) FROM current"
-    ).fetchone()
+    connection.execute(
+        "CREATE TABLE candidates (n BIGINT, record_key VARCHAR, row_hash UBIGINT, "
+        "row_json VARCHAR, checksum VARCHAR, kind VARCHAR, reason VARCHAR)"
+    )
+    extracted = 0
+    for table, schema, problem in runs:
+        every_row = "true" if problem is not None else "false"
+        connection.execute(
+            "INSERT INTO candidates SELECT n, record_key, row_hash, row_json, checksum, "
+            "CASE WHEN reason IS NOT NULL THEN 'rejected' WHEN old IS NULL THEN 'added' "
+            "WHEN old <> checksum THEN 'updated' ELSE 'unchanged' END, reason FROM ("
+            f"SELECT *, coalesce({_reason_sql(schema, problem)}, "
+            "CASE WHEN copies IS NOT NULL THEN 'the primary key ' || record_key || "
+            "' is not unique: ' || copies || ' rows have it' END) AS reason, "
+            "md5(row_json) AS checksum FROM ("
+            "SELECT r.n, r.record_key, r.row_hash, r.row, to_json(r.row)::VARCHAR AS row_json, "
+            "d.copies, s.checksum AS old "
+            f"FROM {table} r LEFT JOIN snapshot s ON s.record_key = r.record_key "
+            "LEFT JOIN repeated d ON d.record_key = r.record_key "
+            f"WHERE {every_row} OR r.record_key IS NULL OR d.copies IS NOT NULL "
+            "OR s.row_hash IS DISTINCT FROM r.row_hash))"
+        )
+        extracted += _count(connection, f"SELECT count(*) FROM {table}")
+    connection.execute(
+        f"CREATE TABLE deleted AS SELECT s.record_key, s.checksum FROM snapshot s "
+        f"ANTI JOIN ({keys}) r ON r.record_key = s.record_key"
+    )
+    for table, _, _ in runs:
+        connection.execute(f"DROP TABLE {table}")
     by_kind = dict(
-        connection.execute("SELECT kind, count(*) FROM changes GROUP BY kind").fetchall()
+        connection.execute("SELECT kind, count(*) FROM candidates GROUP BY kind").fetchall()
     )
-    added, updated, deleted = (
-        int(by_kind.get(kind, 0)) for kind in ("added", "updated", "deleted")
+    added, updated, rejected = (
+        int(by_kind.get(kind, 0)) for kind in ("added", "updated", "rejected")
     )
-    unchanged = int(extracted) - int(rejected) - added - updated
+    deleted = _count(connection, "SELECT count(*) FROM deleted")
     return ChangeCounts(
-        extracted=int(extracted),
+        extracted=extracted,
         added=added,
         updated=updated,
-        deleted=deleted,
-        unchanged=unchanged,
-        rejected=int(rejected),
+        deleted=int(deleted),
+        unchanged=extracted - rejected - added - updated,
+        rejected=rejected,
     )

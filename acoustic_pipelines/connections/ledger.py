@@ -11,6 +11,19 @@ transaction records what was sent and moves the snapshot for exactly those recor
   checksum, mapping, generation), so a re-run finds what an earlier run already sent.
 - `connections_models` (model, generation): `reset` raises the generation, which gives every
   record new message ids (Segment would otherwise drop the resend as a duplicate).
+- `connections_snapshot_tokens` (model, token): names the snapshot's committed state. Every
+  transaction that moves a snapshot chains its token (`chain_token`: a digest of the old token and
+  of the records moved), `reset` draws a new one. A sync that knew the old token and what it moved
+  computes the new one itself; if the database holds that same token, no other writer came in
+  between, and the sync's own copy of the snapshot is the committed one.
+
+The snapshot cache: reading a snapshot of millions of rows out of the database on every sync
+would cost more than the diff itself, so after a sync the committed snapshot is also written as
+a Parquet file named by its token (`snapshot_cache`, beside a SQLite ledger; for PostgreSQL in
+the temporary folder of the machine), with each row's fast hash (`changes.py`). A sync uses the
+file only when its token is the database's current one; otherwise (a new machine, a run killed
+after its last commit, another writer) it reads the snapshot from the database, as before. The
+database stays the only record of what was sent: losing the cache costs time, never a record.
 
 Outcomes: `sent` (the Tracking API answered 200), `rejected` (Segment refuses the record: the
 mapping's validation, or over 32 KB), `failed` (retried on later syncs), `given_up` (failed for
@@ -20,16 +33,21 @@ rejected or given up.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import tempfile
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
 
-from acoustic_pipelines.database import Database
+from acoustic_pipelines.database import Connection, Database
 
-__all__ = ["FINAL_OUTCOMES", "Outcome", "SendRecord", "SyncLedger"]
+__all__ = ["FINAL_OUTCOMES", "Outcome", "SendRecord", "SyncLedger", "chain_token"]
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS connections_models (
@@ -55,13 +73,52 @@ CREATE TABLE IF NOT EXISTS connections_sends (
     first_failure_at BIGINT,
     updated_at BIGINT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS connections_sends_by_model ON connections_sends (model, outcome)
+CREATE INDEX IF NOT EXISTS connections_sends_by_model ON connections_sends (model, outcome);
+CREATE TABLE IF NOT EXISTS connections_snapshot_tokens (
+    model TEXT PRIMARY KEY,
+    token TEXT NOT NULL
+)
 """
 FINAL_OUTCOMES: Final = frozenset(("sent", "rejected", "given_up"))
 _LOOKUP_CHUNK: Final = 500
 SNAPSHOT_SCHEMA: Final = pa.schema([("record_key", pa.string()), ("checksum", pa.string())])
 
 Outcome = str
+Advance = tuple[str, str, str | None]
+
+_UPSERT_SEND: Final = (
+    "INSERT INTO connections_sends (message_id, model, record_key, mapping, change, "
+    "checksum, outcome, reason, attempts, first_failure_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
+    "outcome = excluded.outcome, reason = excluded.reason, "
+    "attempts = connections_sends.attempts + excluded.attempts, "
+    "first_failure_at = COALESCE(connections_sends.first_failure_at, "
+    "excluded.first_failure_at), updated_at = excluded.updated_at"
+)
+_UPSERT_SNAPSHOT: Final = (
+    "INSERT INTO connections_snapshot (model, record_key, checksum) VALUES (?, ?, ?) "
+    "ON CONFLICT (model, record_key) DO UPDATE SET checksum = excluded.checksum"
+)
+_DELETE_SNAPSHOT: Final = "DELETE FROM connections_snapshot WHERE model = ? AND record_key = ?"
+
+
+def chain_token(token: str, advance: Iterable[Advance]) -> str:
+    """The snapshot token after moving these records (model, key, checksum or None) from `token`."""
+    digest = hashlib.sha256(token.encode("utf-8"))
+    for _model, record_key, checksum in advance:
+        digest.update(f"\x1e{record_key}\x1f{checksum or ''}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _default_cache(database: Database) -> Path:
+    """Where snapshot files go: beside a SQLite ledger, else in this machine's temporary folder."""
+    if database.is_postgres:
+        digest = hashlib.sha256(database.display.encode("utf-8")).hexdigest()[:16]
+        return (
+            Path(tempfile.gettempdir()) / "acoustic-pipelines" / f"connections-snapshots-{digest}"
+        )
+    path = Path(database.location.removeprefix("sqlite:///"))
+    return path.parent / f"{path.stem}-snapshots"
 
 
 @dataclass(frozen=True)
@@ -83,8 +140,16 @@ class SendRecord:
 class SyncLedger:
     """The snapshot and sync ledger of Segment Connections models in one ledger database."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, snapshot_cache: str | Path | None = None) -> None:
+        """Args:
+        database: the ledger database.
+        snapshot_cache: the folder of snapshot files (default: beside a SQLite ledger, in the
+            temporary folder for PostgreSQL).
+        """
         self.database = database
+        self.snapshot_cache = (
+            Path(snapshot_cache) if snapshot_cache is not None else _default_cache(database)
+        )
         database.create(SCHEMA)
 
     # -- generations -------------------------------------------------------------------------
@@ -110,6 +175,8 @@ class SyncLedger:
                 (model, generation),
             )
             db.execute("DELETE FROM connections_snapshot WHERE model = ?", (model,))
+            _set_token(db, model, uuid.uuid4().hex)
+        self.drop_cached_snapshots(model)
         return generation
 
     # -- the snapshot ------------------------------------------------------------------------
@@ -134,6 +201,42 @@ class SyncLedger:
             )
             if len(rows) < batch_rows:
                 return
+
+    def snapshot_token(self, model: str, *, create: bool = True) -> str:
+        """The token of the model's committed snapshot.
+
+        A model without one gets one drawn now, or "" (no snapshot file has it) with
+        `create=False`.
+        """
+        with self.database.read() as db:
+            row = db.execute(
+                "SELECT token FROM connections_snapshot_tokens WHERE model = ?", (model,)
+            ).fetchone()
+        if row:
+            return str(row[0])
+        if not create:
+            return ""
+        with self.database.transaction() as db:
+            return _token(db, model)
+
+    def snapshot_file(self, model: str, token: str) -> Path:
+        """The snapshot file of the model's state `token` (which may not exist)."""
+        return self.snapshot_cache / f"{_file_stem(model)}.{token}.parquet"
+
+    def cached_snapshot(self, model: str, *, create: bool = True) -> tuple[str, Path | None]:
+        """The committed snapshot's token and its file, when this machine has it."""
+        token = self.snapshot_token(model, create=create)
+        path = self.snapshot_file(model, token)
+        return token, (path if token and path.is_file() else None)
+
+    def drop_cached_snapshots(self, model: str, *, keep: str | None = None) -> None:
+        """Remove the model's snapshot files (all but the one of token `keep`)."""
+        stem = _file_stem(model)
+        if not self.snapshot_cache.is_dir():
+            return
+        for path in self.snapshot_cache.glob(f"{stem}.*.parquet"):
+            if keep is None or path.name != f"{stem}.{keep}.parquet":
+                path.unlink(missing_ok=True)
 
     def snapshot_size(self, model: str) -> int:
         """How many records the model's snapshot holds."""
@@ -178,46 +281,42 @@ class SyncLedger:
             now: the time to record (Unix seconds), for tests.
         """
         stamp = int(now if now is not None else time.time())
-        with self.database.transaction() as db:
-            for send in sends:
-                first_failure = send.first_failure_at
-                if send.outcome == "failed" and first_failure is None:
-                    first_failure = stamp
-                db.execute(
-                    "INSERT INTO connections_sends (message_id, model, record_key, mapping, change, "
-                    "checksum, outcome, reason, attempts, first_failure_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
-                    "outcome = excluded.outcome, reason = excluded.reason, "
-                    "attempts = connections_sends.attempts + excluded.attempts, "
-                    "first_failure_at = COALESCE(connections_sends.first_failure_at, "
-                    "excluded.first_failure_at), updated_at = excluded.updated_at",
-                    (
-                        send.message_id,
-                        send.model,
-                        send.record_key,
-                        send.mapping,
-                        send.change,
-                        send.checksum,
-                        send.outcome,
-                        send.reason,
-                        send.attempts,
-                        first_failure,
-                        stamp,
-                    ),
+        rows = []
+        for send in sends:
+            first_failure = send.first_failure_at
+            if send.outcome == "failed" and first_failure is None:
+                first_failure = stamp
+            rows.append(
+                (
+                    send.message_id,
+                    send.model,
+                    send.record_key,
+                    send.mapping,
+                    send.change,
+                    send.checksum,
+                    send.outcome,
+                    send.reason,
+                    send.attempts,
+                    first_failure,
+                    stamp,
                 )
-            for model, record_key, checksum in advance:
-                if checksum is None:
-                    db.execute(
-                        "DELETE FROM connections_snapshot WHERE model = ? AND record_key = ?",
-                        (model, record_key),
-                    )
-                else:
-                    db.execute(
-                        "INSERT INTO connections_snapshot (model, record_key, checksum) "
-                        "VALUES (?, ?, ?) ON CONFLICT (model, record_key) DO UPDATE SET "
-                        "checksum = excluded.checksum",
-                        (model, record_key, checksum),
-                    )
+            )
+        moved: dict[str, list[Advance]] = {}
+        for item in advance:
+            moved.setdefault(item[0], []).append(item)
+        with self.database.transaction() as db:
+            if rows:
+                db.executemany(_UPSERT_SEND, rows)
+            for model, items in moved.items():
+                gone = [(model, key) for _, key, checksum in items if checksum is None]
+                kept = [
+                    (model, key, checksum) for _, key, checksum in items if checksum is not None
+                ]
+                if gone:
+                    db.executemany(_DELETE_SNAPSHOT, gone)
+                if kept:
+                    db.executemany(_UPSERT_SNAPSHOT, kept)
+                _set_token(db, model, chain_token(_token(db, model), items))
 
     def sends(
         self, model: str, *, outcomes: Iterable[str] | None = None, limit: int | None = None
@@ -239,3 +338,30 @@ class SyncLedger:
         with self.database.read() as db:
             rows = db.execute(sql, tuple(params)).fetchall()
         return [SendRecord(*row[:8], int(row[8]), row[9]) for row in rows]
+
+
+def _token(db: Connection, model: str) -> str:
+    """The model's snapshot token inside a transaction (a new random one if it has none)."""
+    row = db.execute(
+        "SELECT token FROM connections_snapshot_tokens WHERE model = ?", (model,)
+    ).fetchone()
+    if row:
+        return str(row[0])
+    token = uuid.uuid4().hex
+    _set_token(db, model, token)
+    return token
+
+
+def _set_token(db: Connection, model: str, token: str) -> None:
+    """Name the model's snapshot state (inside the transaction that changed it)."""
+    db.execute(
+        "INSERT INTO connections_snapshot_tokens (model, token) VALUES (?, ?) "
+        "ON CONFLICT (model) DO UPDATE SET token = excluded.token",
+        (model, token),
+    )
+
+
+def _file_stem(model: str) -> str:
+    """A file-name-safe stem for a model name (the name's digest keeps distinct names apart)."""
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", model)[:60]
+    return f"{safe}-{hashlib.sha256(model.encode('utf-8')).hexdigest()[:8]}"

@@ -10,15 +10,27 @@ once a page is through, the snapshot moves for the records whose messages are al
 killed anywhere therefore leaves nothing lost (unsettled records are diffed again) and nothing
 sent twice (settled ids are skipped; an id sent without its answer is resent and Segment's
 messageId dedupe drops the copy).
+
+The requests of a page go out from one sender thread, in order, while this thread builds the
+next page's messages (the two overlap: building is Python work, a request mostly waits for the
+API); the page's outcomes are then recorded and its snapshot moved before the next page's
+requests start. A request that raises (the write key refused, the process interrupted) stops
+the requests after it.
+
+The snapshot: the ledger database keeps it; after a sync the diff also writes it as a file
+named by the ledger's snapshot token (`ledger.py`), which the next sync reads instead of the
+database when that token is still the committed one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -26,8 +38,13 @@ from typing import Any, Final
 import pyarrow as pa
 
 from acoustic_pipelines.config.connections import ConnectionMappingConfig, ConnectionModelConfig
-from acoustic_pipelines.connections.changes import Change, ChangeCounts, detect_changes
-from acoustic_pipelines.connections.ledger import FINAL_OUTCOMES, SendRecord, SyncLedger
+from acoustic_pipelines.connections.changes import Change, ChangeCounts, ChangeSet, detect_changes
+from acoustic_pipelines.connections.ledger import (
+    FINAL_OUTCOMES,
+    SendRecord,
+    SyncLedger,
+    chain_token,
+)
 from acoustic_pipelines.connections.messages import MessageRejected
 from acoustic_pipelines.connections.rejected import RejectedRecord, rejected_row, rejected_send
 from acoustic_pipelines.connections.sender import (
@@ -36,6 +53,7 @@ from acoustic_pipelines.connections.sender import (
     Outgoing,
     TrackingApiSender,
     message_size,
+    pack,
 )
 
 __all__ = ["MappingCounts", "SyncReport", "derive_message_id", "sync_model"]
@@ -46,6 +64,8 @@ log = logging.getLogger(__name__)
 CHANGE_EVENTS: Final = {"added": "new", "updated": "updated", "deleted": "deleted"}
 SAMPLES_PER_MAPPING: Final = 3
 DAY_SECONDS: Final = 86_400
+
+RejectedSink = Callable[[list[RejectedRecord]], None]
 
 
 def derive_message_id(model: str, key: str, checksum: str, mapping: str, generation: int) -> str:
@@ -90,6 +110,192 @@ class _Pending:
     failed: bool = False
 
 
+@dataclass
+class _Page:
+    """One page of changes, planned: what to send and what each message belongs to."""
+
+    pending: dict[str, _Pending]
+    known: dict[str, SendRecord]
+    meta: dict[str, tuple[Change, ConnectionMappingConfig]]
+    batches: list[list[Outgoing]]
+    requests: list[Future[BatchOutcome]] = field(default_factory=list)
+
+
+class _Sync:
+    """The state of one sync across its pages."""
+
+    def __init__(
+        self,
+        model: ConnectionModelConfig,
+        *,
+        report: SyncReport,
+        ledger: SyncLedger,
+        sender: TrackingApiSender | None,
+        change_set: ChangeSet,
+        token: str,
+        retry_seconds: int,
+        now: float,
+        on_rejected: RejectedSink | None,
+    ) -> None:
+        self.model = model
+        self.mappings = model.enabled_mappings
+        self.report = report
+        self.ledger = ledger
+        self.sender = sender
+        self.change_set = change_set
+        self.token = token  # the snapshot token once this sync's own moves are committed
+        self.retry_seconds = retry_seconds
+        self.now = now
+        self.on_rejected = on_rejected
+        self.stopped = threading.Event()  # a request raised: send nothing after it
+
+    def plan(self, page: list[Change]) -> _Page:
+        """Build the page's messages; settle at once what needs no request (refused, given up)."""
+        model, report, now = self.model, self.report, self.now
+        generation = report.generation
+        planned: list[tuple[Change, ConnectionMappingConfig, str]] = []
+        for change in page:
+            for mapping in self.mappings:
+                if mapping.sends(change.kind):
+                    message_id = derive_message_id(
+                        model.name, change.key, change.checksum, mapping.name, generation
+                    )
+                    planned.append((change, mapping, message_id))
+        known = self.ledger.lookup([mid for _, _, mid in planned])
+        pending = {change.key: _Pending(change, set()) for change in page}
+        settled_now: list[SendRecord] = []
+        outgoing: list[Outgoing] = []
+        meta: dict[str, tuple[Change, ConnectionMappingConfig]] = {}
+        for change, mapping, message_id in planned:
+            counts = report.mappings[mapping.name]
+            record = known.get(message_id)
+            if record is not None and record.outcome in FINAL_OUTCOMES:
+                counts.already_settled += 1
+                continue
+            failing_since = record.first_failure_at if record is not None else None
+            if failing_since is not None and now - failing_since > self.retry_seconds:
+                days = self.retry_seconds // DAY_SECONDS
+                last_reason = record.reason if record is not None else None
+                reason = f"given up after failing for more than {days} days: {last_reason}"
+                settled_now.append(
+                    _settled(model, change, mapping, message_id, record, "given_up", reason)
+                )
+                counts.given_up += 1
+                continue
+            event = {
+                "type": "track",
+                "event": CHANGE_EVENTS[change.kind],
+                "messageId": message_id,
+                "properties": change.properties,
+            }
+            try:
+                message = mapping.build(event)
+            except MessageRejected as rejected:
+                settled_now.append(
+                    _settled(model, change, mapping, message_id, record, "rejected", str(rejected))
+                )
+                counts.rejected += 1
+                continue
+            size = message_size(message)
+            if size > MAX_MESSAGE_BYTES:
+                reason = f"the message is {size:,} bytes; the Tracking API takes at most {MAX_MESSAGE_BYTES:,}"
+                settled_now.append(
+                    _settled(model, change, mapping, message_id, record, "rejected", reason)
+                )
+                counts.rejected += 1
+                continue
+            if report.dry_run:
+                counts.would_send += 1
+                samples = report.samples.setdefault(mapping.name, [])
+                if len(samples) < SAMPLES_PER_MAPPING:
+                    samples.append(message)
+                continue
+            outgoing.append(Outgoing(message_id, message, size))
+            meta[message_id] = (change, mapping)
+            pending[change.key].open.add(message_id)
+        if self.on_rejected is not None and settled_now:
+            self.on_rejected([rejected_send(r, pending[r.record_key].change) for r in settled_now])
+        if settled_now and not report.dry_run:
+            self.ledger.record(settled_now, now=now)
+        return _Page(pending, known, meta, list(pack(outgoing)))
+
+    def start(self, page: _Page, executor: ThreadPoolExecutor) -> None:
+        """Hand the page's requests to the sender thread (sent in order)."""
+        page.requests = [executor.submit(self._send, batch) for batch in page.batches]
+
+    def _send(self, batch: list[Outgoing]) -> BatchOutcome:
+        """One request on the sender thread, unless an earlier one raised."""
+        if self.stopped.is_set():
+            raise _Stopped
+        assert self.sender is not None
+        try:
+            return self.sender.send_batch(batch)
+        except BaseException:
+            self.stopped.set()
+            raise
+
+    def finish(self, page: _Page) -> None:
+        """Record each request's outcome as it comes, then move the snapshot for the page."""
+        for request in page.requests:
+            self._recorded(page, request.result())
+        self.advance(page)
+
+    def _recorded(self, page: _Page, outcome: BatchOutcome) -> None:
+        """Record one request's outcome."""
+        model, report = self.model, self.report
+        records = []
+        for message_id in outcome.message_ids:
+            change, mapping = page.meta[message_id]
+            counts = report.mappings[mapping.name]
+            previous = page.known.get(message_id)
+            records.append(
+                SendRecord(
+                    message_id=message_id,
+                    model=model.name,
+                    record_key=change.key,
+                    mapping=mapping.name,
+                    change=change.kind,
+                    checksum=change.checksum,
+                    outcome="sent" if outcome.sent else "failed",
+                    reason=outcome.reason,
+                    attempts=outcome.attempts,
+                    first_failure_at=previous.first_failure_at if previous is not None else None,
+                )
+            )
+            state = page.pending[change.key]
+            state.open.discard(message_id)
+            if outcome.sent:
+                counts.sent += 1
+            else:
+                counts.failed += 1
+                state.failed = True
+        self.ledger.record(records, now=self.now)
+        if self.on_rejected is not None and not outcome.sent:
+            self.on_rejected([rejected_send(r, page.pending[r.record_key].change) for r in records])
+
+    def advance(self, page: _Page) -> None:
+        """Move the snapshot for the page's records whose messages are all settled."""
+        advance = [
+            (
+                self.model.name,
+                state.change.key,
+                None if state.change.kind == "deleted" else state.change.checksum,
+            )
+            for state in page.pending.values()
+            if not state.failed and not state.open
+        ]
+        if not advance:
+            return
+        self.ledger.record([], advance=advance, now=self.now)
+        self.token = chain_token(self.token, advance)
+        self.change_set.advance([(key, checksum) for _, key, checksum in advance])
+        self.report.advanced += len(advance)
+
+
+class _Stopped(Exception):
+    """A request not made because an earlier one raised."""
+
+
 def sync_model(
     model: ConnectionModelConfig,
     batches: Iterable[pa.RecordBatch],
@@ -103,7 +309,7 @@ def sync_model(
     workdir: str | Path | None = None,
     page_rows: int = 5_000,
     max_rejections_kept: int = 1_000,
-    on_rejected: Callable[[list[RejectedRecord]], None] | None = None,
+    on_rejected: RejectedSink | None = None,
 ) -> SyncReport:
     """Sync one model: send its changes through its enabled mappings and record the outcomes.
 
@@ -130,14 +336,14 @@ def sync_model(
         generation = ledger.generation(model.name) + 1
     else:
         generation = ledger.generation(model.name)
-    snapshot = [] if reset else ledger.snapshot_batches(model.name)
-    mappings = model.enabled_mappings
+    token, cached = ledger.cached_snapshot(model.name, create=not dry_run)
+    snapshot: Any = [] if reset else (cached or ledger.snapshot_batches(model.name))
     report = SyncReport(
         model=model.name,
         generation=generation,
         dry_run=dry_run,
         changes=ChangeCounts(0, 0, 0, 0, 0, 0),
-        mappings={m.name: MappingCounts() for m in mappings},
+        mappings={m.name: MappingCounts() for m in model.enabled_mappings},
     )
     requests_before = sender.requests_made if sender is not None else 0
     with detect_changes(
@@ -149,19 +355,23 @@ def sync_model(
             report.rejections.extend((r.key, r.reason) for r in page[: max(room, 0)])
             if on_rejected is not None:
                 on_rejected([rejected_row(r) for r in page])
-        for page in change_set.changes(page_rows=page_rows):
-            _sync_page(
-                model,
-                mappings,
-                page,
-                report=report,
-                ledger=ledger,
-                sender=sender,
-                generation=generation,
-                retry_seconds=retry_days * DAY_SECONDS,
-                now=clock,
-                on_rejected=on_rejected,
-            )
+        sync = _Sync(
+            model,
+            report=report,
+            ledger=ledger,
+            sender=sender,
+            change_set=change_set,
+            token=token,
+            retry_seconds=retry_days * DAY_SECONDS,
+            now=clock,
+            on_rejected=on_rejected,
+        )
+        if dry_run:
+            for page in change_set.changes(page_rows=page_rows):
+                sync.plan(page)
+        else:
+            _send_pages(sync, change_set.changes(page_rows=page_rows))
+            _cache_snapshot(sync, had_file=cached is not None or reset)
     if sender is not None:
         report.requests = sender.requests_made - requests_before
     log.info(
@@ -173,143 +383,58 @@ def sync_model(
     return report
 
 
-def _sync_page(
-    model: ConnectionModelConfig,
-    mappings: list[ConnectionMappingConfig],
-    page: list[Change],
-    *,
-    report: SyncReport,
-    ledger: SyncLedger,
-    sender: TrackingApiSender | None,
-    generation: int,
-    retry_seconds: int,
-    now: float,
-    on_rejected: Callable[[list[RejectedRecord]], None] | None = None,
-) -> None:
-    """Settle one page of changes: build, send and record, then move the snapshot."""
-    planned: list[tuple[Change, ConnectionMappingConfig, str]] = []
-    for change in page:
-        for mapping in mappings:
-            if mapping.sends(change.kind):
-                message_id = derive_message_id(
-                    model.name, change.key, change.checksum, mapping.name, generation
-                )
-                planned.append((change, mapping, message_id))
-    known = ledger.lookup([mid for _, _, mid in planned])
-    pending = {change.key: _Pending(change, set()) for change in page}
-    settled_now: list[SendRecord] = []
-    outgoing: list[Outgoing] = []
-    meta: dict[str, tuple[Change, ConnectionMappingConfig]] = {}
-    for change, mapping, message_id in planned:
-        counts = report.mappings[mapping.name]
-        record = known.get(message_id)
-        if record is not None and record.outcome in FINAL_OUTCOMES:
-            counts.already_settled += 1
-            continue
-        base = SendRecord(
-            message_id=message_id,
-            model=model.name,
-            record_key=change.key,
-            mapping=mapping.name,
-            change=change.kind,
-            checksum=change.checksum,
-            outcome="",
-            reason=None,
-            attempts=0,
-            first_failure_at=record.first_failure_at if record is not None else None,
-        )
-        failing_since = base.first_failure_at
-        if failing_since is not None and now - failing_since > retry_seconds:
-            last_reason = record.reason if record is not None else None
-            days = retry_seconds // DAY_SECONDS
-            reason = f"given up after failing for more than {days} days: {last_reason}"
-            settled_now.append(_with(base, "given_up", reason))
-            counts.given_up += 1
-            continue
-        event = {
-            "type": "track",
-            "event": CHANGE_EVENTS[change.kind],
-            "messageId": message_id,
-            "properties": change.properties,
-        }
-        try:
-            message = mapping.build(event)
-        except MessageRejected as rejected:
-            settled_now.append(_with(base, "rejected", str(rejected)))
-            counts.rejected += 1
-            continue
-        size = message_size(message)
-        if size > MAX_MESSAGE_BYTES:
-            reason = f"the message is {size:,} bytes; the Tracking API takes at most {MAX_MESSAGE_BYTES:,}"
-            settled_now.append(_with(base, "rejected", reason))
-            counts.rejected += 1
-            continue
-        if report.dry_run:
-            counts.would_send += 1
-            samples = report.samples.setdefault(mapping.name, [])
-            if len(samples) < SAMPLES_PER_MAPPING:
-                samples.append(message)
-            continue
-        outgoing.append(Outgoing(message_id, message, size))
-        meta[message_id] = (change, mapping)
-        pending[change.key].open.add(message_id)
-    if on_rejected is not None and settled_now:
-        on_rejected([rejected_send(r, pending[r.record_key].change) for r in settled_now])
-    if report.dry_run:
+def _send_pages(sync: _Sync, pages: Iterable[list[Change]]) -> None:
+    """Plan each page while the one before is being sent; settle pages in order."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracking-api")
+    in_flight: _Page | None = None
+    try:
+        for changes in pages:
+            page = sync.plan(changes)
+            if in_flight is not None:
+                sync.finish(in_flight)
+            sync.start(page, executor)
+            in_flight = page
+        if in_flight is not None:
+            sync.finish(in_flight)
+    finally:
+        sync.stopped.set()  # on an error: nothing more goes out
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _cache_snapshot(sync: _Sync, *, had_file: bool) -> None:
+    """Write the snapshot file for the next sync, if this sync's snapshot is the committed one."""
+    change_set, ledger, name = sync.change_set, sync.ledger, sync.model.name
+    if had_file and not sync.report.advanced and not change_set.rehashed:
+        return  # the file already holds this snapshot
+    if ledger.snapshot_token(name) != sync.token:
+        log.info("model %s: the snapshot moved in another sync; no snapshot file written", name)
         return
-    if settled_now:
-        ledger.record(settled_now, now=now)
-    if outgoing:
-        assert sender is not None
-
-        def on_batch(outcome: BatchOutcome) -> None:
-            records = []
-            for message_id in outcome.message_ids:
-                change, mapping = meta[message_id]
-                counts = report.mappings[mapping.name]
-                previous = known.get(message_id)
-                record = SendRecord(
-                    message_id=message_id,
-                    model=model.name,
-                    record_key=change.key,
-                    mapping=mapping.name,
-                    change=change.kind,
-                    checksum=change.checksum,
-                    outcome="sent" if outcome.sent else "failed",
-                    reason=outcome.reason,
-                    attempts=outcome.attempts,
-                    first_failure_at=previous.first_failure_at if previous is not None else None,
-                )
-                records.append(record)
-                state = pending[change.key]
-                state.open.discard(message_id)
-                if outcome.sent:
-                    counts.sent += 1
-                else:
-                    counts.failed += 1
-                    state.failed = True
-            ledger.record(records, now=now)
-            if on_rejected is not None and not outcome.sent:
-                on_rejected([rejected_send(r, pending[r.record_key].change) for r in records])
-
-        sender.send(outgoing, on_batch=on_batch)
-    advance = [
-        (
-            model.name,
-            state.change.key,
-            None if state.change.kind == "deleted" else state.change.checksum,
-        )
-        for state in pending.values()
-        if not state.failed and not state.open
-    ]
-    if advance:
-        ledger.record([], advance=advance, now=now)
-        report.advanced += len(advance)
+    change_set.write_snapshot(ledger.snapshot_file(name, sync.token))
+    ledger.drop_cached_snapshots(name, keep=sync.token)
 
 
-def _with(base: SendRecord, outcome: str, reason: str) -> SendRecord:
-    """A send record with its outcome and reason."""
-    return SendRecord(**{**vars(base), "outcome": outcome, "reason": reason})
+def _settled(
+    model: ConnectionModelConfig,
+    change: Change,
+    mapping: ConnectionMappingConfig,
+    message_id: str,
+    previous: SendRecord | None,
+    outcome: str,
+    reason: str,
+) -> SendRecord:
+    """A message settled without a request (refused or given up)."""
+    return SendRecord(
+        message_id=message_id,
+        model=model.name,
+        record_key=change.key,
+        mapping=mapping.name,
+        change=change.kind,
+        checksum=change.checksum,
+        outcome=outcome,
+        reason=reason,
+        attempts=0,
+        first_failure_at=previous.first_failure_at if previous is not None else None,
+    )
 
 
 def summarize(report: SyncReport) -> dict[str, int]:

@@ -6,15 +6,21 @@
   split; any change of a value changes it.
 - Rejected rows are kept with their reason and never classified: a null or duplicated key, over
   512 columns, a column name over 128 characters, a record over 512 KiB, a value over 128 KiB.
+- The snapshot file (`write_snapshot`, what the next sync reads) holds the snapshot the advanced
+  records leave, with each row's fast hash; a diff against it gives the same verdicts as against
+  the database's snapshot, also when its hashes are not this DuckDB's (then by checksum), and
+  the rows it finds unchanged cost no JSON.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from acoustic_pipelines.connections.changes import ChangeCounts, ChangeSet, detect_changes
@@ -26,14 +32,24 @@ def rows_batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist(rows)
 
 
-def snapshot_of(change_set: ChangeSet) -> pa.RecordBatch:
-    """The snapshot a fully settled sync of this change set would leave (for chained diffs)."""
-    rows = change_set._connection.execute(
-        "SELECT record_key, checksum FROM current WHERE reason IS NULL"
-    ).fetchall()
-    return pa.RecordBatch.from_pylist(
-        [{"record_key": k, "checksum": c} for k, c in rows], schema=SNAPSHOT_SCHEMA
+def settle(change_set: ChangeSet, path: Path) -> Path:
+    """Write the snapshot a fully settled sync of this change set leaves (for chained diffs)."""
+    change_set.advance(
+        [
+            (c.key, None if c.kind == "deleted" else c.checksum)
+            for page in change_set.changes()
+            for c in page
+        ]
     )
+    change_set.write_snapshot(path)
+    return path
+
+
+def snapshot_of(change_set: ChangeSet) -> pa.RecordBatch:
+    """That snapshot as the ledger database keeps it: record keys and checksums, no hashes."""
+    with tempfile.TemporaryDirectory() as folder:
+        table = pq.read_table(settle(change_set, Path(folder) / "snapshot.parquet"))
+    return table.select(["record_key", "checksum"]).cast(SNAPSHOT_SCHEMA).to_batches()[0]
 
 
 def diff(rows: list[dict[str, Any]], snapshot: list[pa.RecordBatch], tmp_path: Path) -> ChangeSet:
@@ -128,3 +144,77 @@ def test_duckdb_warehouse_reads_in_batches(tmp_path: Path) -> None:
         list(read_model(str(tmp_path / "missing.duckdb"), "SELECT 1"))
     with pytest.raises(WarehouseError, match="SQL failed"):
         list(read_model(str(path), "SELECT * FROM nope"))
+
+
+def test_the_snapshot_file_moves_only_for_advanced_records(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    with detect_changes([rows_batch(ROWS)], [], primary_key="id", workdir=work) as first:
+        first_sums = {c.key: c.checksum for page in first.changes() for c in page}
+        first.advance([("1", first_sums["1"]), ("2", first_sums["2"])])  # 3, 4, 5 failed
+        first.write_snapshot(tmp_path / "one.parquet")
+    one = pq.read_table(tmp_path / "one.parquet").to_pylist()
+    assert sorted((r["record_key"], r["checksum"]) for r in one) == [
+        ("1", first_sums["1"]),
+        ("2", first_sums["2"]),
+    ]
+    assert all(r["row_hash"] is not None for r in one)
+    changed = [dict(r, plan="max") if r["id"] == 2 else r for r in ROWS if r["id"] != 1]
+    with detect_changes(
+        [rows_batch(changed)], tmp_path / "one.parquet", primary_key="id", workdir=work
+    ) as second:
+        assert second.counts == ChangeCounts(4, 3, 1, 1, 0, 0)
+        kinds = {c.key: (c.kind, c.checksum) for page in second.changes() for c in page}
+        second.advance([("1", None), ("3", kinds["3"][1])])  # 2 (updated) and 4, 5 failed
+        second.write_snapshot(tmp_path / "two.parquet")
+    two = {
+        r["record_key"]: r["checksum"] for r in pq.read_table(tmp_path / "two.parquet").to_pylist()
+    }
+    assert two == {"2": first_sums["2"], "3": first_sums["3"]}
+
+
+def test_unchanged_rows_by_hash_and_by_checksum_give_the_same_verdicts(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    with detect_changes([rows_batch(ROWS)], [], primary_key="id", workdir=work) as first:
+        settle(first, tmp_path / "hashed.parquet")
+    hashed = pq.read_table(tmp_path / "hashed.parquet")
+    # The same snapshot with hashes no row has (another DuckDB's hash()), and with none at all.
+    wrong = hashed.set_column(2, "row_hash", pa.compute.add(hashed["row_hash"], 1))
+    pq.write_table(wrong, tmp_path / "rehash.parquet")
+    plain = hashed.select(["record_key", "checksum"]).to_batches()
+    changed = [dict(r, plan="max") if r["id"] == 2 else r for r in ROWS]
+    verdicts = []
+    for snapshot in (tmp_path / "hashed.parquet", tmp_path / "rehash.parquet", plain):
+        with detect_changes(
+            [rows_batch(changed)], snapshot, primary_key="id", workdir=work
+        ) as diff_:
+            verdicts.append((diff_.counts, sorted(all_changes(diff_)), diff_.rehashed))
+            settle(diff_, tmp_path / "after.parquet")
+        after = pq.read_table(tmp_path / "after.parquet")
+        with detect_changes(
+            [rows_batch(changed)], tmp_path / "after.parquet", primary_key="id", workdir=work
+        ) as again:
+            assert again.counts == ChangeCounts(5, 0, 0, 0, 5, 0) and again.rehashed == 0
+        assert after.num_rows == 5
+    expected = (ChangeCounts(5, 0, 1, 0, 4, 0), [("updated", "2", changed[1])])
+    # only the row whose hash matched nothing was turned into JSON and re-hashed
+    assert verdicts == [(*expected, 0), (*expected, 4), (*expected, 4)]
+
+
+def test_identical_duplicate_rows_of_a_settled_record_are_rejected_with_their_row(
+    tmp_path: Path,
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    with detect_changes([rows_batch(ROWS)], [], primary_key="id", workdir=work) as first:
+        settle(first, tmp_path / "snapshot.parquet")
+    twice = [*ROWS, ROWS[2]]  # record 3, unchanged, now twice
+    with detect_changes(
+        [rows_batch(twice)], tmp_path / "snapshot.parquet", primary_key="id", workdir=work
+    ) as second:
+        assert second.counts == ChangeCounts(6, 0, 0, 0, 4, 2)
+        rejected = [(r.key, r.reason, r.row) for page in second.rejections() for r in page]
+    row = '{"id":3,"email":"u3@example.com","plan":"pro"}'
+    reason = "the primary key 3 is not unique: 2 rows have it"
+    assert rejected == [("3", reason, row), ("3", reason, row)]

@@ -10,6 +10,9 @@ PostgreSQL server:
   records Segment refuses are recorded as rejected with Segment's reason; a dry run sends and
   records nothing.
 - PostgreSQL as the warehouse (and the ledger), end to end, never skipped.
+- The snapshot file a sync leaves is read by the next only while it is the committed snapshot:
+  another machine's sync in between, or a run killed after its last commit, makes the next sync
+  read the database; a dry run writes none, a reset drops them.
 """
 
 from __future__ import annotations
@@ -248,6 +251,8 @@ def test_rejected_records_and_a_dry_run(
     assert len(dry.samples["Customer Traits"]) == 3
     assert sandbox.messages() == [] and ledger.sends("customers") == []
     assert ledger.snapshot_size("customers") == 0
+    assert ledger.snapshot_token("customers", create=False) == ""
+    assert not ledger.snapshot_cache.exists()
 
     real = sync(warehouse.location, ledger, sender_for(sandbox))
     assert (real.mappings["Customer Traits"].sent, real.mappings["Customer Traits"].rejected) == (
@@ -327,3 +332,69 @@ def test_killed_after_recording_before_the_snapshot_moved(
     assert rerun.changes.added == 10
     assert (rerun.mappings["Customer Traits"].already_settled, rerun.requests) == (10, 0)
     assert ledger.snapshot_size("customers") == 10
+
+
+def snapshot_files(ledger: SyncLedger) -> list[str]:
+    return sorted(p.name for p in ledger.snapshot_cache.glob("*.parquet"))
+
+
+def test_another_machines_sync_makes_the_snapshot_file_stale(
+    warehouse: Warehouse, tmp_path: Path, sandbox: TrackingApiSandbox
+) -> None:
+    database = open_database(tmp_path / "shared.sqlite", name="connections")
+    here = SyncLedger(database, snapshot_cache=tmp_path / "here")
+    there = SyncLedger(database, snapshot_cache=tmp_path / "there")
+    assert sync(warehouse.location, here, sender_for(sandbox)).changes.added == 10
+    (first_file,) = snapshot_files(here)
+    assert first_file.endswith(f".{here.snapshot_token('customers')}.parquet")
+
+    warehouse.run("UPDATE customers SET plan = 'max' WHERE id IN (1, 2)")
+    elsewhere = sync(warehouse.location, there, sender_for(sandbox))
+    assert elsewhere.changes.updated == 2 and snapshot_files(here) == [first_file]
+
+    warehouse.run("UPDATE customers SET plan = 'max' WHERE id = 3")
+    back_here = sync(warehouse.location, here, sender_for(sandbox))
+    assert (back_here.changes.updated, back_here.changes.unchanged) == (1, 9)
+    assert back_here.mappings["Customer Traits"].sent == 1
+    counts = stored_ids(sandbox)
+    assert len(counts) == 10 + 2 + 1 and set(counts.values()) == {1}
+    assert snapshot_files(here) == [
+        f"{first_file.split('.')[0]}.{here.snapshot_token('customers')}.parquet"
+    ]
+
+
+class DiesBeforeTheSnapshotFile(SyncLedger):
+    """A ledger whose process dies after the sync's last commit, before its snapshot file."""
+
+    looked_up = 0
+
+    def snapshot_file(self, model: str, token: str) -> Path:
+        self.looked_up += 1
+        if self.looked_up == 2:  # the first is the sync's look for a file to read
+            raise KeyboardInterrupt("killed before the snapshot file was written")
+        return super().snapshot_file(model, token)
+
+
+def test_killed_before_the_snapshot_file_then_rerun(
+    warehouse: Warehouse, ledger: SyncLedger, sandbox: TrackingApiSandbox
+) -> None:
+    sync(warehouse.location, ledger, sender_for(sandbox))
+    (stale,) = snapshot_files(ledger)
+    warehouse.run("UPDATE customers SET plan = 'max' WHERE id IN (1, 2)")
+    with pytest.raises(KeyboardInterrupt):
+        sync(
+            warehouse.location,
+            DiesBeforeTheSnapshotFile(ledger.database, snapshot_cache=ledger.snapshot_cache),
+            sender_for(sandbox),
+        )
+    assert snapshot_files(ledger) == [stale] and ledger.snapshot_size("customers") == 10
+    warehouse.run("DELETE FROM customers WHERE id = 9")
+    rerun = sync(warehouse.location, ledger, sender_for(sandbox))
+    assert (rerun.changes.updated, rerun.changes.deleted, rerun.changes.unchanged) == (0, 1, 9)
+    assert rerun.requests == 1  # the deletion alone
+    counts = stored_ids(sandbox)
+    assert len(counts) == 10 + 2 + 1 and set(counts.values()) == {1}
+    assert snapshot_files(ledger) != [stale] and len(snapshot_files(ledger)) == 1
+
+    reset = sync(warehouse.location, ledger, sender_for(sandbox), reset=True)
+    assert reset.changes.added == 9 and len(snapshot_files(ledger)) == 1
