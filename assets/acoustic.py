@@ -105,6 +105,13 @@ class MappedEventsConfig(dg.Config):
         description="Warn when a destination's share of unmatched or rejected events rises by "
         "more than this (0.05 = 5 points) from the previous day.",
     )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Worker processes that share a day's mapping (parts of the day's raw row "
+        "groups). Unset: $ACOUSTIC_PIPELINES_WORKERS, else one per core. The tables written "
+        "are the same whatever the number.",
+    )
 
 
 @dg.multi_asset(
@@ -191,7 +198,9 @@ def mapped_events(
     for number, day in enumerate(days, 1):
         context.log.info(f"day {number} of {len(days)}: {day}")
         try:
-            report = map_day(store, day, destinations, on_progress=context.log.info)
+            report = map_day(
+                store, day, destinations, on_progress=context.log.info, workers=config.workers
+            )
         except PartitionNotFound as exc:
             raise dg.Failure(
                 description=f"{exc}; materialize segment/raw_events for {day} first",

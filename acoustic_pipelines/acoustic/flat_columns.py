@@ -86,6 +86,10 @@ class ColumnTypes:
         """Note the type of every value of one row (the hot path: no Python-level loop)."""
         self._seen.update(zip(row, map(type, row.values()), strict=True))
 
+    def update(self, other: ColumnTypes) -> None:
+        """Add what another collector saw (another batch or worker of the same day)."""
+        self._seen.update(other._seen)
+
     def mark_text(self, key: str) -> None:
         """Make ``key``'s column text (e.g. it held an integer outside int64)."""
         self._seen.add((key, _Text))

@@ -7,17 +7,18 @@ payload, :func:`~acoustic_pipelines.acoustic.rows.build_row_with_stats` flattens
 Acoustic row, and the destination's column allow-list (``columns``) keeps the header keys and the
 listed keys. One row per (event, matching mapping).
 
-What lands in the lake, replaced whole on every run (``Lake.stage``/``Lake.commit``):
+What lands in the lake, replaced whole on every run (``Lake.stage``/``Lake.commit_together``):
 
-- ``acoustic/mapped_events/date=YYYY-MM-DD/destination=NAME/part-00000.parquet``, one per
-  destination: ``message_id``, ``mapping``, ``uniqueRecipient``, ``eventSource``, ``timestamp``,
-  then one column per flat key seen that day for that destination, typed and ordered by
-  :mod:`~acoustic_pipelines.acoustic.flat_columns`. The five fixed columns are strings (an epoch
-  number ``timestamp`` as its JSON text). A flat key named ``message_id`` or ``mapping`` would
-  clash with those columns: it is dropped and counted in ``dropped_keys`` like a key outside the
+- ``acoustic/mapped_events/date=YYYY-MM-DD/destination=NAME/part-NNNNN.parquet``, one file per
+  part of the day (see below) and destination: ``message_id``, ``mapping``, ``uniqueRecipient``,
+  ``eventSource``, ``timestamp``, then one column per flat key seen that day for that
+  destination, typed and ordered by :mod:`~acoustic_pipelines.acoustic.flat_columns` (every
+  part has the day's columns). The five fixed columns are strings (an epoch number
+  ``timestamp`` as its JSON text). A flat key named ``message_id`` or ``mapping`` would clash
+  with those columns: it is dropped and counted in ``dropped_keys`` like a key outside the
   allow-list. A number that is not finite (only a mapping can make one, e.g. ``@json`` decoding
   ``1e400``) is stored as null, as ``JSON.stringify`` sends it in Segment.
-- ``acoustic/rejected_events/date=YYYY-MM-DD/part-00000.parquet``: ``destination``, ``mapping``,
+- ``acoustic/rejected_events/date=YYYY-MM-DD/part-NNNNN.parquet``: ``destination``, ``mapping``,
   ``message_id``, ``code``, ``detail``, ``field``; join on ``message_id`` with
   ``segment/raw_events`` for the event itself. Codes: the Acoustic codes of
   :class:`~acoustic_pipelines.acoustic.rows.AcousticReject`, :data:`MAPPING_FAILED` (the
@@ -32,47 +33,67 @@ or a reject (a trigger that fails counts as a match that is rejected).
 written files, and the report is saved in the partition's ``_SUCCESS`` marker
 (:func:`read_mapped_day_report`).
 
-Rows are spilled to a local scratch file (orjson lines) while the column types are collected, as
-the columns are known only once the whole day is mapped; the Parquet file is then written from
-the spill in row groups. Memory stays bounded by the batch size, whatever the day's size.
+Workers: the day is cut into parts of consecutive raw row groups
+(:mod:`~acoustic_pipelines.acoustic.mapped_parts`, ~131,072 events each; the cut depends on the
+raw files only). ``workers`` processes (:func:`~acoustic_pipelines.settings.worker_count`) map
+the parts, each spilling its rows as typed Arrow batches to a local scratch folder; once every
+part is mapped the day's column types are known, and the workers write each part's Parquet
+files with them. Read in file order, the tables are the same whatever the number of workers
+(the files too), and memory stays bounded by one batch per destination and worker. If the run
+dies, its workers stop at their next batch and nothing is committed.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from datetime import date
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from acoustic_pipelines.acoustic.flat_columns import (
-    ColumnTypes,
-    FlatColumn,
-    column_arrays,
-    fits_int64,
-    json_text,
+from acoustic_pipelines import settings
+from acoustic_pipelines.acoustic.flat_columns import FlatColumn, json_text
+from acoustic_pipelines.acoustic.mapped_parts import (
+    FIXED_COLUMNS,
+    MAPPING_FAILED,
+    PART_EVENTS,
+    REJECTED_EVENTS_SCHEMA,
+    TRIGGER_FAILED,
+    UNREADABLE_PAYLOAD,
+    DestinationPart,
+    MappedEventsError,
+    MappedPart,
+    MappingPart,
+    PartPlan,
+    PartWork,
+    fixed_columns,
+    map_part,
+    plan_parts,
+    write_empty_parts,
+    write_part,
 )
-from acoustic_pipelines.acoustic.rows import HEADER_KEYS, AcousticReject, build_row_with_stats
-from acoustic_pipelines.actions.mappings.kit import MappingError
-from acoustic_pipelines.actions.triggers import TriggerError
-from acoustic_pipelines.config.loading import DestinationConfig, MappingRule
-from acoustic_pipelines.lake import Lake, StagedPartition
+from acoustic_pipelines.config.loading import DestinationConfig
+from acoustic_pipelines.lake import Lake
 from acoustic_pipelines.owners import owned_scratch
-from acoustic_pipelines.segment.raw_events import RAW_EVENTS, parse_payload
+from acoustic_pipelines.segment.raw_events import RAW_EVENTS
 from acoustic_pipelines.segment.raw_events import REJECTED_EVENTS as INGEST_REJECTS
 
 __all__ = [
+    "FIXED_COLUMNS",
     "MAPPED_EVENTS",
     "MAPPING_FAILED",
     "REJECTED_EVENTS",
+    "REJECTED_EVENTS_SCHEMA",
     "TRIGGER_FAILED",
     "UNREADABLE_PAYLOAD",
     "DestinationOverview",
@@ -88,36 +109,13 @@ __all__ = [
 
 MAPPED_EVENTS = "acoustic/mapped_events"
 REJECTED_EVENTS = "acoustic/rejected_events"
-DATA_FILE = "part-00000.parquet"
-
-# Reject codes of our own, beside the Acoustic codes.
-MAPPING_FAILED = "MAPPING_FAILED"
-TRIGGER_FAILED = "TRIGGER_FAILED"
-UNREADABLE_PAYLOAD = "UNREADABLE_PAYLOAD"
-
-FIXED_COLUMNS = ("message_id", "mapping", *HEADER_KEYS)
-_RESERVED_KEYS = ("message_id", "mapping")  # our columns, not Acoustic's
-REJECTED_EVENTS_SCHEMA = pa.schema(
-    [
-        ("destination", pa.string()),
-        ("mapping", pa.string()),
-        ("message_id", pa.string()),
-        ("code", pa.string()),
-        ("detail", pa.string()),
-        ("field", pa.string()),
-    ]
-)
-_PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd"}
+_FIXED_SET = frozenset(FIXED_COLUMNS)
 PREVIEW_ROWS = 5
 PREVIEW_COLUMNS = 10
 PROGRESS_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str], None]
-
-
-class MappedEventsError(RuntimeError):
-    """A trigger, mapping or row builder failed in a way no event should cause; nothing committed."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,6 +372,8 @@ def map_day(
     batch_rows: int = 8192,
     scratch_dir: str | None = None,
     on_progress: ProgressCallback | None = None,
+    workers: int | None = None,
+    part_events: int = PART_EVENTS,
 ) -> MappedDayReport:
     """Map one day of raw events for every destination and replace that day's mapped and rejected partitions.
 
@@ -382,9 +382,14 @@ def map_day(
             ``acoustic/rejected_events``.
         day: the UTC day (partition) to map.
         destinations: the destinations to map for (``PipelineConfig.destinations``).
-        batch_rows: raw events per record batch, and rows per Parquet row group.
-        scratch_dir: local folder for the spill files (default: the system's temp dir).
+        batch_rows: raw events per record batch, and rows per Parquet row group at most.
+        scratch_dir: local folder for the spilled batches (default: the system's temp dir).
         on_progress: called with a one-line progress message every few seconds and at the end.
+        workers: worker processes (:func:`~acoustic_pipelines.settings.worker_count`: None =
+            ``$ACOUSTIC_PIPELINES_WORKERS``, else the machine's cores); 1 maps in this process.
+            The files written are the same whatever the number.
+        part_events: events per part (one Parquet file per part and destination); the cut
+            depends on the raw files only.
 
     Returns:
         The delivery overview; check it with :meth:`MappedDayReport.accounting_problems`.
@@ -398,17 +403,43 @@ def map_day(
     raw = lake.summary(RAW_EVENTS, day)
     # Counted by the rejected table's own commit, so the ingest equation is checked, not assumed.
     ingest_rejects = lake.summary(INGEST_REJECTS, day)
+    plans = plan_parts(lake, day, part_events=part_events)
+    processes = min(settings.worker_count(workers), max(len(plans), 1))
     with (
         owned_scratch("mapped-events-", scratch_dir) as scratch,
         lake.stage(MAPPED_EVENTS, day) as mapped_stage,
         lake.stage(REJECTED_EVENTS, day) as rejected_stage,
-        _RejectWriter(lake, rejected_stage.file(DATA_FILE), batch_rows) as rejects,
     ):
-        mappers = [_DestinationMapper(d, Path(scratch), rejects) for d in destinations]
-        events_read = _map_events(lake, day, mappers, batch_rows, raw["accepted"], progress)
-        rejects.close()
+        folders = tuple(
+            lake.stage_subfolder(mapped_stage, destination_subpath(d.name)) for d in destinations
+        )
+        work = PartWork(
+            lake=lake,
+            day=day,
+            destinations=tuple(destinations),
+            scratch=str(scratch),
+            rejected_folder=rejected_stage.path,
+            mapped_folders=folders,
+            batch_rows=batch_rows,
+            parent_pid=os.getpid(),
+        )
+        with _Runner(work, processes) as runner:
+            totals, events_read = _map_parts(runner, plans, day, raw["accepted"], progress)
+            columns = [
+                fixed_columns() + [c for c in t.types.columns() if c.name not in _FIXED_SET]
+                for t in totals
+            ]
+            for destination, total in zip(destinations, totals, strict=True):
+                progress(f"{day}: writing {total.rows:,} rows of destination {destination.name!r}")
+            if plans:
+                runner.write_parts(plans, totals_by_part=runner.mapped, columns=columns)
+            else:
+                write_empty_parts(work)
         overviews = tuple(
-            m.finish(lake, mapped_stage, batch_rows=batch_rows, progress=progress) for m in mappers
+            _overview(lake, day, destination, total, folder, column_list)
+            for destination, total, folder, column_list in zip(
+                destinations, totals, folders, columns, strict=True
+            )
         )
         report = MappedDayReport(
             day=day,
@@ -420,7 +451,7 @@ def map_day(
             destinations=overviews,
             mapped_events_uri=lake.partition_uri(MAPPED_EVENTS, day),
             rejected_events_uri=lake.partition_uri(REJECTED_EVENTS, day),
-            rejected_rows_written=rejects.rows_written(),
+            rejected_rows_written=_rows_in(lake, _parquet_in(lake, rejected_stage.path)),
             seconds=time.perf_counter() - started,
         )
         _warn_about_accounting(report)
@@ -433,7 +464,7 @@ def map_day(
     progress(
         f"{day}: {report.events_read:,} events → {report.rows:,} rows, {report.rejected:,} rejects "
         f"for {len(overviews)} destination(s) in {report.seconds:.1f}s "
-        f"({report.events_per_second:,.0f} events/s)"
+        f"({report.events_per_second:,.0f} events/s, {processes} worker(s))"
     )
     return report
 
@@ -444,252 +475,169 @@ def _warn_about_accounting(report: MappedDayReport) -> None:
         log.warning("%s: the overview does not add up: %s", report.day, problem)
 
 
-def _map_events(
-    lake: Lake,
+def _map_parts(
+    runner: _Runner,
+    plans: list[PartPlan],
     day: date,
-    mappers: list[_DestinationMapper],
-    batch_rows: int,
     expected: int,
     progress: ProgressCallback,
-) -> int:
-    """Stream the raw partition through every destination; the number of events read."""
+) -> tuple[list[DestinationPart], int]:
+    """Map every part; the day's counters per destination (summed in part order), events read."""
+    totals = [DestinationPart() for _ in runner.work.destinations]
     read = 0
     last_report = time.monotonic()
-    for message_ids, payloads in _raw_batches(lake, day, batch_rows):
-        for message_id, payload in zip(message_ids, payloads, strict=True):
-            event = parse_payload(payload)
-            for mapper in mappers:
-                mapper.map_event(message_id, event)
-        read += len(message_ids)
+    for part in runner.map_parts(plans):
+        read += part.events_read
         if time.monotonic() - last_report >= PROGRESS_SECONDS:
             last_report = time.monotonic()
-            rows = sum(m.rows for m in mappers)
+            rows = sum(t.rows for t in totals) + sum(d.rows for d in part.destinations)
             progress(f"{day}: {read:,}/{expected:,} events mapped, {rows:,} rows so far")
-    return read
+        for total, destination in zip(totals, part.destinations, strict=True):
+            total.add(destination)
+    for total, destination in zip(totals, runner.work.destinations, strict=True):
+        if not total.mappings:
+            total.mappings = [MappingPart() for _ in destination.rules]
+    return totals, read
 
 
-def _raw_batches(lake: Lake, day: date, batch_rows: int) -> Iterator[tuple[list, list]]:
-    """(message ids, payloads) of the day's raw events, one record batch at a time."""
-    columns = ["message_id", "payload"]
-    for batch in lake.iter_batches(RAW_EVENTS, day, columns=columns, batch_rows=batch_rows):
-        yield batch.column(0).to_pylist(), batch.column(1).to_pylist()
+class _Runner:
+    """Runs the parts' two steps here (one worker) or on a pool of worker processes."""
 
+    def __init__(self, work: PartWork, processes: int) -> None:
+        self.work = work
+        self.processes = processes
+        self.mapped: dict[int, MappedPart] = {}
+        self._pool: ProcessPoolExecutor | None = None
 
-@dataclass
-class _MappingCounts:
-    """Mutable counters of one mapping while the day is mapped."""
+    def __enter__(self) -> _Runner:
+        if self.processes > 1:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(
+                    replace(self.work, destinations=()),
+                    [d.model_dump(mode="json") for d in self.work.destinations],
+                ),
+            )
+        return self
 
-    rule: MappingRule
-    matched: int = 0
-    rows: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def overview(self) -> MappingOverview:
-        """The frozen overview of this mapping."""
-        return MappingOverview(
-            name=self.rule.name,
-            matched=self.matched,
-            rows=self.rows,
-            rejected_by_code=dict(sorted(self.rejected.items())),
-        )
-
-
-class _DestinationMapper:
-    """One destination: runs its rules on each event, spills rows, counts everything."""
-
-    def __init__(self, destination: DestinationConfig, scratch: Path, rejects: _RejectWriter):
-        self.destination = destination
-        self.name = destination.name
-        self.mappings = [_MappingCounts(rule) for rule in destination.rules]
-        self.rejects = rejects
-        self.types = ColumnTypes()
-        self.spill_path = scratch / f"{destination.name}.jsonl"
-        self._spill: IO[bytes] = self.spill_path.open("wb", buffering=1 << 20)
-        self.considered = 0
-        self.matched_events = 0
-        self.no_matching = 0
-        self.unreadable = 0
-        self.rows = 0
-        self.dropped: Counter[str] = Counter()
-        self.collisions = 0
-
-    def map_event(self, message_id: str, event: dict[str, Any] | None) -> None:
-        """Run every enabled mapping on one event; write its rows and rejects."""
-        self.considered += 1
-        if event is None:
-            self.unreadable += 1
-            detail = "the raw payload is not a JSON object"
-            self.rejects.add(self.name, None, message_id, UNREADABLE_PAYLOAD, detail, "payload")
-            return
-        matched = False
-        for index, counts in enumerate(self.mappings):
-            try:
-                matched = self._run(index, counts, message_id, event) or matched
-            except Exception as exc:
-                raise MappedEventsError(
-                    f'destination "{self.name}", mapping "{counts.rule.name}": '
-                    f"failed on messageId {message_id!r} with {type(exc).__name__}: {exc}"
-                ) from exc
-        if matched:
-            self.matched_events += 1
+    def map_parts(self, plans: list[PartPlan]) -> Iterator[MappedPart]:
+        """Each part's result, in part order, as soon as it and those before it are done."""
+        if self._pool is None:
+            results: Iterator[MappedPart] = (map_part(self.work, plan) for plan in plans)
         else:
-            self.no_matching += 1
+            results = self._pool.map(_map_in_worker, plans)
+        for part in results:
+            self.mapped[part.number] = part
+            yield part
 
-    def _run(self, index: int, counts: _MappingCounts, message_id: str, event: dict) -> bool:
-        """One mapping on one event: a row, a reject, or nothing; whether the trigger matched."""
-        rule = counts.rule
-        try:
-            if not rule.matches(event):
-                return False
-        except TriggerError as exc:
-            counts.matched += 1
-            self._reject(counts, message_id, TRIGGER_FAILED, str(exc), None)
-            return True
-        counts.matched += 1
-        try:
-            flat = build_row_with_stats(rule.apply(event))
-        except MappingError as exc:
-            self._reject(counts, message_id, MAPPING_FAILED, str(exc), None)
-        except AcousticReject as exc:
-            self._reject(counts, message_id, exc.code, exc.detail, exc.field)
-        else:
-            counts.rows += 1
-            self.collisions += len(flat.collisions)
-            self._write_row(message_id, index, self._selected(flat.row))
-        return True
-
-    def _reject(
-        self, counts: _MappingCounts, message_id: str, code: str, detail: str, at: str | None
-    ) -> None:
-        counts.rejected[code] += 1
-        self.rejects.add(self.name, counts.rule.name, message_id, code, detail, at)
-
-    def _selected(self, row: dict[str, Any]) -> dict[str, Any]:
-        """The row as delivered: the allow-list applied, our own column names taken out."""
-        if self.destination.columns is not None:
-            selected = self.destination.select_columns(row)
-            if len(selected) != len(row):
-                self.dropped.update(row.keys() - selected.keys())
-            row = selected
-        for key in _RESERVED_KEYS:
-            if key in row:
-                row = {k: v for k, v in row.items() if k != key}
-                self.dropped[key] += 1
-        return row
-
-    def _write_row(self, message_id: str, index: int, row: dict[str, Any]) -> None:
-        self.types.observe(row)
-        try:
-            line = orjson.dumps((message_id, index, row), option=orjson.OPT_STRICT_INTEGER)
-        except TypeError:  # rare: an integer beyond 2**53 or a subclass of float
-            line = orjson.dumps((message_id, index, self._portable(row)))
-        self._spill.write(line + b"\n")
-        self.rows += 1
-
-    def _portable(self, row: dict[str, Any]) -> dict[str, Any]:
-        """The row with integers outside int64 as text (their column turns text) and float subclasses as floats."""
-        portable = {}
-        for key, value in row.items():
-            if isinstance(value, int) and not isinstance(value, bool) and not fits_int64(value):
-                self.types.mark_text(key)
-                value = json_text(value)
-            elif isinstance(value, float):
-                value = float(value)
-            portable[key] = value
-        return portable
-
-    def finish(
+    def write_parts(
         self,
-        lake: Lake,
-        staged: StagedPartition,
+        plans: list[PartPlan],
         *,
-        batch_rows: int,
-        progress: ProgressCallback,
-    ) -> DestinationOverview:
-        """Write the spilled rows to the destination's Parquet file; the destination's overview."""
-        self._spill.close()
-        subpath = destination_subpath(self.name)
-        path = f"{lake.stage_subfolder(staged, subpath)}/{DATA_FILE}"
-        day = staged.day
-        progress(f"{day}: writing {self.rows:,} rows of destination {self.name!r}")
-        columns = _fixed_columns() + [c for c in self.types.columns() if c.name not in _FIXED_SET]
-        names = [m.rule.name for m in self.mappings]
-        preview = _write_table(lake, path, self.spill_path, columns, names, batch_rows)
-        self.spill_path.unlink()
-        rejected = Counter({UNREADABLE_PAYLOAD: self.unreadable})
-        for counts in self.mappings:
-            rejected.update(counts.rejected)
-        return DestinationOverview(
-            name=self.name,
-            considered=self.considered,
-            matched_events=self.matched_events,
-            no_matching_mapping=self.no_matching,
-            unreadable_payloads=self.unreadable,
-            rejected_by_code=dict(sorted((+rejected).items())),
-            rows=self.rows,
-            rows_written=pq.ParquetFile(path, filesystem=lake.fs).metadata.num_rows,
-            dropped_keys=dict(sorted(self.dropped.items())),
-            key_collisions=self.collisions,
-            mappings=tuple(c.overview() for c in self.mappings),
-            uri=lake.partition_uri(MAPPED_EVENTS, day, subpath),
-            columns=tuple(c.name for c in columns),
-            preview=preview,
-        )
+        totals_by_part: dict[int, MappedPart],
+        columns: list[list[FlatColumn]],
+    ) -> None:
+        """Write every part's spilled rows with the day's columns."""
+        jobs = [
+            (plan.number, [d.batches for d in totals_by_part[plan.number].destinations])
+            for plan in plans
+        ]
+        if self._pool is None:
+            for number, batches in jobs:
+                write_part(self.work, number, batches, columns)
+            return
+        futures = [
+            self._pool.submit(_write_in_worker, number, batches, columns)
+            for number, batches in jobs
+        ]
+        for future in futures:
+            future.result()
 
 
-_FIXED_SET = frozenset(FIXED_COLUMNS)
+_WORKER: dict[str, PartWork] = {}
 
 
-def _fixed_columns() -> list[FlatColumn]:
-    """The five leading columns: always strings, ``timestamp`` as JSON text when it is a number."""
-    return [FlatColumn(name, pa.string(), name == "timestamp") for name in FIXED_COLUMNS]
+def _start_worker(work: PartWork, destinations: list[dict[str, Any]]) -> None:
+    """A worker process's set-up: the destinations compiled once, from their config."""
+    configs = tuple(DestinationConfig.model_validate(d) for d in destinations)
+    _WORKER["work"] = replace(work, destinations=configs)
 
 
-def _write_table(
+def _map_in_worker(plan: PartPlan) -> MappedPart:
+    return map_part(_WORKER["work"], plan)
+
+
+def _write_in_worker(number: int, batches: list[int], columns: list[list[FlatColumn]]) -> None:
+    write_part(_WORKER["work"], number, batches, columns)
+
+
+def _parquet_in(lake: Lake, folder: str) -> list[str]:
+    """The Parquet files of a staged folder, sorted."""
+    selector = pafs.FileSelector(folder)
+    return sorted(i.path for i in lake.fs.get_file_info(selector) if i.path.endswith(".parquet"))
+
+
+def _rows_in(lake: Lake, paths: list[str]) -> int:
+    """Rows in these Parquet files, read back from their footers."""
+    return sum(pq.ParquetFile(p, filesystem=lake.fs).metadata.num_rows for p in paths)
+
+
+def _overview(
     lake: Lake,
-    path: str,
-    spill: Path,
+    day: date,
+    destination: DestinationConfig,
+    total: DestinationPart,
+    folder: str,
     columns: list[FlatColumn],
-    mapping_names: list[str],
-    batch_rows: int,
-) -> tuple[dict[str, str], ...]:
-    """Write the spill to one Parquet file, a row group per ``batch_rows`` rows; the preview rows.
-
-    A destination without rows still gets its file: no row, the five fixed columns.
-    """
-    schema = pa.schema([(c.name, c.arrow_type) for c in columns])
-    data_columns = columns[2:]
-    preview: tuple[dict[str, str], ...] = ()
-    with pq.ParquetWriter(path, schema, filesystem=lake.fs, **_PARQUET_OPTIONS) as writer:
-        for chunk in _spill_chunks(spill, batch_rows):
-            message_ids = [item[0] for item in chunk]
-            mappings = [mapping_names[item[1]] for item in chunk]
-            rows = [item[2] for item in chunk]
-            arrays = [pa.array(message_ids, pa.string()), pa.array(mappings, pa.string())]
-            arrays += column_arrays(data_columns, rows)
-            batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
-            writer.write_batch(batch)
-            if not preview:
-                preview = _preview(batch)
-    return preview
-
-
-def _spill_chunks(spill: Path, size: int) -> Iterator[list[list[Any]]]:
-    """The spilled ``[message_id, mapping index, row]`` items, ``size`` at a time."""
-    loads = orjson.loads
-    with spill.open("rb") as lines:
-        chunk: list[list[Any]] = []
-        for line in lines:
-            chunk.append(loads(line))
-            if len(chunk) >= size:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+) -> DestinationOverview:
+    """The destination's overview, rows read back from the written files, with a preview."""
+    files = _parquet_in(lake, folder)
+    rejected = Counter({UNREADABLE_PAYLOAD: total.unreadable})
+    for counts in total.mappings:
+        rejected.update(counts.rejected)
+    return DestinationOverview(
+        name=destination.name,
+        considered=total.considered,
+        matched_events=total.matched_events,
+        no_matching_mapping=total.no_matching,
+        unreadable_payloads=total.unreadable,
+        rejected_by_code=dict(sorted((+rejected).items())),
+        rows=total.rows,
+        rows_written=_rows_in(lake, files),
+        dropped_keys=dict(sorted(total.dropped.items())),
+        key_collisions=total.collisions,
+        mappings=tuple(
+            MappingOverview(
+                name=rule.name,
+                matched=counts.matched,
+                rows=counts.rows,
+                rejected_by_code=dict(sorted(counts.rejected.items())),
+            )
+            for rule, counts in zip(destination.rules, total.mappings, strict=True)
+        ),
+        uri=lake.partition_uri(MAPPED_EVENTS, day, destination_subpath(destination.name)),
+        columns=tuple(c.name for c in columns),
+        preview=_preview(lake, files),
+    )
 
 
-def _preview(batch: pa.RecordBatch) -> tuple[dict[str, str], ...]:
-    """The first rows of a batch as text: the fixed columns, then the first data columns they fill."""
+def _preview(lake: Lake, files: list[str]) -> tuple[dict[str, str], ...]:
+    """The first rows as text: the fixed columns, then the first data columns they fill."""
+    for path in files:
+        with pq.ParquetFile(path, filesystem=lake.fs) as file:
+            for batch in file.iter_batches(batch_size=PREVIEW_ROWS, use_threads=False):
+                if batch.num_rows:
+                    return _preview_rows(batch)
+    return ()
+
+
+def _preview_rows(batch: pa.RecordBatch) -> tuple[dict[str, str], ...]:
     head = batch.slice(0, PREVIEW_ROWS)
     fixed = len(FIXED_COLUMNS)
     filled = [i for i in range(fixed, head.num_columns) if head.column(i).null_count < len(head)]
@@ -697,53 +645,3 @@ def _preview(batch: pa.RecordBatch) -> tuple[dict[str, str], ...]:
     return tuple(
         {key: json_text(value) or "" for key, value in row.items()} for row in head.to_pylist()
     )
-
-
-class _RejectWriter:
-    """Reject rows, written to the rejected-events Parquet file one row group per batch."""
-
-    def __init__(self, lake: Lake, path: str, batch_rows: int) -> None:
-        self.lake = lake
-        self.path = path
-        self.batch_rows = batch_rows
-        self.pending: list[tuple[str, str | None, str, str, str, str | None]] = []
-        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            path, REJECTED_EVENTS_SCHEMA, filesystem=lake.fs, **_PARQUET_OPTIONS
-        )
-
-    def __enter__(self) -> _RejectWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def add(
-        self,
-        destination: str,
-        mapping: str | None,
-        message_id: str,
-        code: str,
-        detail: str,
-        at: str | None,
-    ) -> None:
-        """Add one reject row."""
-        self.pending.append((destination, mapping, message_id, code, detail, at))
-        if len(self.pending) >= self.batch_rows:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.pending and self._writer is not None:
-            columns = zip(*self.pending, strict=True)
-            self._writer.write_table(pa.table(list(columns), schema=REJECTED_EVENTS_SCHEMA))
-            self.pending = []
-
-    def close(self) -> None:
-        """Write what is pending and close the file (again: no-op)."""
-        self._flush()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def rows_written(self) -> int:
-        """Rows in the closed file, read back from its footer."""
-        return pq.ParquetFile(self.path, filesystem=self.lake.fs).metadata.num_rows

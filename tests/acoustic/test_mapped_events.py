@@ -91,7 +91,9 @@ def tracks_destination(name: str, *, columns: str = "", also_map: str = "") -> s
     )
 
 
-def write_raw(lake: Lake, payloads: list[dict[str, Any] | str]) -> None:
+def write_raw(
+    lake: Lake, payloads: list[dict[str, Any] | str], *, row_group_size: int | None = None
+) -> None:
     """Write `segment/raw_events` for DAY by hand: one row per payload (a str is written as is)."""
     moment = datetime(2026, 11, 20, 12, tzinfo=UTC)
     rows = []
@@ -112,7 +114,8 @@ def write_raw(lake: Lake, payloads: list[dict[str, Any] | str]) -> None:
         )
     with lake.stage(RAW_EVENTS, DAY) as staged:
         table = pa.Table.from_pylist(rows, schema=RAW_EVENTS_SCHEMA)
-        pq.write_table(table, staged.file("part-00000.parquet"), filesystem=lake.fs)
+        path = staged.file("part-00000.parquet")
+        pq.write_table(table, path, filesystem=lake.fs, row_group_size=row_group_size)
         summary = {"lines_read": len(rows) + 3, "accepted": len(rows), "duplicates": 1}
         lake.commit(staged, summary)
     with lake.stage(INGEST_REJECTS, DAY) as staged:  # 2 invalid lines + 1 duplicate, as counted
@@ -379,9 +382,11 @@ def test_rejects_carry_their_code_and_every_match_is_accounted_for(lake: Lake) -
     assert report.rejected_rows_written == 6
 
 
+@pytest.mark.parametrize("one_part", [True, False], ids=["one part", "a part per event"])
 def test_values_of_mixed_types_become_json_text_and_other_columns_keep_their_type(
-    lake: Lake,
+    lake: Lake, one_part: bool
 ) -> None:
+    """The day's types decide, even when each part (and each batch) saw only one of them."""
     products = [{"sku": f"S{i}", "qty": i} for i in range(12)]
     write_raw(
         lake,
@@ -390,8 +395,14 @@ def test_values_of_mixed_types_become_json_text_and_other_columns_keep_their_typ
             track("m-2", email="b@x.io", code="A7", flag=False, price=9.5, big=2**63),
             {**track("m-3", email="c@x.io", code=1.5), "timestamp": 1_763_632_800_000},
         ],
+        row_group_size=None if one_part else 1,
     )
-    map_day(lake, DAY, config(tracks_destination("shop")).destinations)
+    report = map_day(
+        lake, DAY, config(tracks_destination("shop")).destinations, part_events=1, workers=1
+    )
+    files = lake.parquet_files(MAPPED_EVENTS, DAY, "destination=shop")
+    assert len(files) == (1 if one_part else 3)
+    assert report.accounting_problems() == []
     table = table_of(lake, "shop")
     types = {f.name: f.type for f in table.schema}
     assert (types["code"], types["flag"], types["price"], types["big"]) == (
@@ -479,6 +490,49 @@ def test_two_destinations_each_get_their_folder(lake: Lake) -> None:
     assert table_of(lake, "other").num_rows == 1 and table_of(lake, "shop").num_rows == 2
     assert Counter(r["destination"] for r in rejects_of(lake)) == {"shop": 2, "other": 1}
     assert report.accounting_problems() == []
+
+
+# --- worker processes ---------------------------------------------------------------------------
+
+
+def test_the_same_files_whatever_the_number_of_workers(
+    sample_lake: Lake, default_config: PipelineConfig, tmp_path: Path
+) -> None:
+    """1 and 2 worker processes write the same parts with the same rows, and count the same."""
+    (raw_file,) = sample_lake.parquet_files(RAW_EVENTS, DAY)
+    raw = pq.read_table(raw_file, filesystem=sample_lake.fs)
+    pq.write_table(raw, raw_file, filesystem=sample_lake.fs, row_group_size=250)
+    second_root = tmp_path / "second"
+    shutil.copytree(sample_lake.location.root, second_root)
+    second = Lake(open_location(str(second_root)))
+    destinations = [*default_config.destinations, *config(tracks_destination("shop")).destinations]
+
+    reports = [
+        map_day(lake, DAY, destinations, workers=workers, part_events=500)
+        for lake, workers in ((sample_lake, 1), (second, 2))
+    ]
+
+    summaries = [without_timing(r) for r in reports]
+    for summary in summaries:
+        for destination in summary["destinations"]:
+            destination.pop("uri")
+        summary.pop("mapped_events_uri")
+        summary.pop("rejected_events_uri")
+    assert summaries[0] == summaries[1]
+    one, two = reports
+    assert one.accounting_problems() == [] == two.accounting_problems()
+    assert one.accepted + one.rejected_at_ingest + one.duplicates == one.received
+    assert one.events_read == one.accepted == raw.num_rows
+    for name in ("acoustic", "shop"):
+        subpath = f"destination={name}"
+        names = [
+            [p.rsplit("/", 1)[1] for p in lake.parquet_files(MAPPED_EVENTS, DAY, subpath)]
+            for lake in (sample_lake, second)
+        ]
+        assert names[0] == names[1] == [f"part-{n:05d}.parquet" for n in range(6)]
+        assert table_of(sample_lake, name).equals(table_of(second, name))
+    assert rejects_of(sample_lake) == rejects_of(second)
+    assert len(rejects_of(second)) == two.rejected > 0
 
 
 # --- S3 ------------------------------------------------------------------------------------------

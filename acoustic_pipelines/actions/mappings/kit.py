@@ -203,6 +203,7 @@ def _compile_object(mapping: dict[str, Any], *, keep_undefined: bool) -> Resolve
                 resolved[key] = value
         return resolved
 
+    resolve_top_object.fields = tuple(fields)  # type: ignore[attr-defined]  # CompiledMapping.fields
     return resolve_top_object
 
 
@@ -663,10 +664,17 @@ class CompiledMapping:
     `copy.deepcopy` before changing one.
     """
 
-    __slots__ = ("_resolve",)
+    __slots__ = ("_resolve", "fields")
 
-    def __init__(self, resolve: Resolver) -> None:
+    def __init__(
+        self, resolve: Resolver, fields: tuple[tuple[str, Resolver], ...] | None = None
+    ) -> None:
         self._resolve = resolve
+        #: When the mapping is an object of fields (not one directive, not all constants): each
+        #: top-level key and its resolver, in the order the result has them. Resolving them in
+        #: this order and dropping the undefined ones is the mapping before `to_result`; a
+        #: caller that fuses the mapping with what it does next (the Acoustic row) reads them.
+        self.fields = fields
 
     def __call__(self, event: Any) -> Any:
         """Resolve the mapping against one event (a JSON object); see the sharing rule above."""
@@ -692,7 +700,7 @@ def compile_mapping(mapping: Any) -> CompiledMapping:
         message = "/ the mapping is nested too deeply to validate."
         raise MappingValidationError([message]) from error
     logger.debug("compiled a mapping of type %s", js_type_of(mapping))
-    return CompiledMapping(resolve)
+    return CompiledMapping(resolve, getattr(resolve, "fields", None))
 
 
 @lru_cache(maxsize=COMPILED_CACHE_SIZE)

@@ -140,9 +140,19 @@ def _compile_node(node: Node, fql: str) -> Predicate:
         return _joined(children, every=node.operator == "and")
     if isinstance(node, EmptyGroup):
         return _empty_group(node, fql)
+    if node.kind in TOP_LEVEL_FIELDS and node.operator in ("=", "!="):
+        return _top_level_equality(TOP_LEVEL_FIELDS[node.kind], node.operator, node.value)
     get = _getter(node, fql)
     test = _value_test(node.operator, node.value)
     return lambda event: test(get(event))
+
+
+def _top_level_equality(key: str, operator: str, expected: Any) -> Predicate:
+    """`type = "track"` and the like in one closure: the hot path of most triggers."""
+    text = js_to_string(expected)
+    if operator == "=":
+        return lambda event: isinstance(value := event.get(key), str) and value == text
+    return lambda event: not (isinstance(value := event.get(key), str) and value == text)
 
 
 def _joined(children: tuple[Predicate, ...], *, every: bool) -> Predicate:
@@ -179,7 +189,7 @@ def compile_predicate(tree: Group, fql: str) -> Predicate:
     root = _compile_node(tree, fql)
 
     def predicate(event: dict) -> bool:
-        if not isinstance(event, dict):
+        if type(event) is not dict and not isinstance(event, dict):
             raise TriggerEvaluationError(
                 f"trigger `{excerpt(fql)}`: an event must be a JSON object (dict), "
                 f"got {type(event).__name__}",
