@@ -29,6 +29,7 @@ from acoustic_pipelines.segment.raw_events import (
     ingest_day,
 )
 from acoustic_pipelines.segment.spec import DUPLICATE_MESSAGE_ID, EVENT_TYPES, REJECT_REASONS
+from acoustic_pipelines.settings import WORKERS_ENV
 from assets.catalog import column_schema, megabytes, percent
 from assets.markdown import markdown_table
 from assets.partitions import (
@@ -115,6 +116,12 @@ class RawEventsConfig(dg.Config):
         le=31,
         description="A messageId already accepted on one of this many previous days is a "
         "duplicate (Segment's own dedupe looks back at least 24 h); 0: within the day only.",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Worker processes that share the day's archive files (the output is the "
+        f"same for any number); unset: ${WORKERS_ENV}, else one per core of the machine.",
     )
     on_unreadable_file: Literal["fail", "quarantine"] = Field(
         default="fail",
@@ -224,6 +231,7 @@ def raw_events(
                 store,
                 day,
                 on_progress=context.log.info,
+                workers=config.workers,
                 dedupe_lookback_days=config.dedupe_lookback_days,
                 on_unreadable_file=config.on_unreadable_file,
             )
@@ -324,6 +332,7 @@ def raw_events_metadata(report: IngestReport) -> dict[str, dg.MetadataValue]:
         "distinct_anonymous_ids": dg.MetadataValue.int(report.distinct_anonymous_ids),
         "seconds": dg.MetadataValue.float(round(report.seconds, 3)),
         "events_per_second": dg.MetadataValue.float(round(report.events_per_second, 1)),
+        "workers": dg.MetadataValue.int(report.workers),
         "raw_events_path": dg.MetadataValue.path(report.raw_events_uri),
         "rejected_by_reason": dg.MetadataValue.md(_reasons_table(report)),
         "preview": dg.MetadataValue.md(_preview_table(report)),

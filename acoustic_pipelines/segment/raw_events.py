@@ -1,19 +1,24 @@
 """Ingest one received-day of the Segment archive into the lake's raw and rejected datasets.
 
-Two streaming passes, bounded memory whatever the day's size:
+The day is split by archive file across a pool of worker processes (`workers`, default
+`settings.worker_count`: the run's setting, else `ACOUSTIC_PIPELINES_WORKERS`, else the cores):
 
-1. every line of every file is decoded and checked against the Spec; rejects go to the rejected
-   table, valid events are appended in batches to an LZ4 Arrow IPC scratch file on local disk,
-   and their dedupe keys to a `KeySpill` (dedupe.py);
-2. the duplicates are found from the keys alone (the first by receivedAt wins, then file and
-   line order; a messageId already accepted on one of the `dedupe_lookback_days` previous days
-   is a duplicate too, see `dedupe.seen_earlier`), the scratch file is streamed into the lake's
-   Parquet file without them, they go to the rejected table with reason DUPLICATE_MESSAGE_ID,
-   and the accepted rows' statistics are counted on the way.
+1. scan (`scan.py`, one task per file, biggest first): each worker streams its file, decodes and
+   checks every line (`decode.py`: msgspec's typed partial decode, the exact orjson path for the
+   rest) and writes the file's valid events and rejected lines as scratch Parquet files;
+2. dedupe (`dedupe.py`, in this process): one exact DuckDB pass over the messageIds of every
+   file finds the duplicates (the first by receivedAt wins, then file and line order; a messageId
+   already accepted on one of the `dedupe_lookback_days` previous days is a duplicate too);
+3. parts (`parts.py`, one task per run of consecutive files): each worker writes one part of the
+   raw dataset without the duplicates and one part of the rejected dataset with the file's
+   rejects and duplicates. Read in name order, the parts hold the same rows in the same order
+   whatever the number of workers.
 
-Before anything is committed, the row counts of the written files are checked against the lines
-read: every line lands in exactly one of accepted, rejected or duplicate. Both datasets are then
-committed together (`Lake.commit_together`): visible together or not at all.
+Each worker holds one file's batch at a time (bounded memory for a day or a file of any size);
+only counts and the duplicates' line numbers travel between the processes. Before anything is
+committed, the row counts of the written files are checked against the lines read: every line
+lands in exactly one of accepted, rejected or duplicate. Both datasets are then committed together
+(`Lake.commit_together`): visible together or not at all.
 
 One writer per day: the ingest holds the partition's lease (`Lake.lease`) from before it stages
 until after it commits; a second run of the same day waits for it (or fails naming the holder
@@ -23,19 +28,19 @@ removed on success and failure, and by the next ingest when a killed run left it
 
 from __future__ import annotations
 
-import collections
-import gc
 import logging
+import multiprocessing
+import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,16 +55,33 @@ from acoustic_pipelines.segment.archive import (
     ArchiveReadError,
     UnreadableArchiveError,
     list_archive_day,
-    read_lines,
 )
-from acoustic_pipelines.segment.dedupe import (
-    IdBatches,
-    KeySpill,
-    distinct_ids,
-    find_duplicates,
-    seen_earlier,
+from acoustic_pipelines.segment.dedupe import DayDuplicates, IdBatches, find_duplicates
+from acoustic_pipelines.segment.parts import (
+    PREVIEW_ROWS,
+    PartFile,
+    PartResult,
+    PartTask,
+    write_part,
 )
+from acoustic_pipelines.segment.scan import FileScan, FileTask, scan_file
+from acoustic_pipelines.segment.tables import (
+    RAW_EVENTS_SCHEMA,
+    REJECTED_EVENTS_SCHEMA,
+    UNREADABLE_FILES_SCHEMA,
+)
+from acoustic_pipelines.settings import WORKERS_ENV, worker_count
 from acoustic_pipelines.storage import Location
+
+__all__ = [
+    "RAW_EVENTS_SCHEMA",
+    "REJECTED_EVENTS_SCHEMA",
+    "UNREADABLE_FILES_SCHEMA",
+    "AccountingError",
+    "IngestReport",
+    "ingest_day",
+    "parse_payload",
+]
 
 RAW_EVENTS = "segment/raw_events"
 REJECTED_EVENTS = "segment/rejected_events"
@@ -67,59 +89,16 @@ UNREADABLE_FILES = "segment/unreadable_files"
 FAIL, QUARANTINE = "fail", "quarantine"
 UNREADABLE_POLICIES = (FAIL, QUARANTINE)
 DATA_FILE = "part-00000.parquet"
-
-_TS = pa.timestamp("ms", tz="UTC")
-RAW_EVENTS_SCHEMA = pa.schema(
-    [
-        ("message_id", pa.string()),
-        ("type", pa.string()),
-        ("event", pa.string()),
-        ("user_id", pa.string()),
-        ("anonymous_id", pa.string()),
-        ("timestamp", _TS),
-        ("received_at", _TS),
-        ("source_id", pa.string()),
-        ("payload", pa.string()),
-    ]
-)
-REJECTED_EVENTS_SCHEMA = pa.schema(
-    [
-        ("file", pa.string()),
-        ("line_number", pa.int64()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("raw", pa.string()),
-    ]
-)
-UNREADABLE_FILES_SCHEMA = pa.schema(
-    [
-        ("file", pa.string()),
-        ("reason", pa.string()),  # archive.NOT_GZIP, TRUNCATED, CORRUPT or READ_FAILED
-        ("detail", pa.string()),
-        ("lines_kept", pa.int64()),  # complete lines read before the failure (ingested)
-        ("compressed_bytes", pa.int64()),
-        ("bytes_unread", pa.int64()),
-    ]
-)
-# Dictionary-encode only the repetitive columns and skip min/max statistics of the big texts.
-_RAW_PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "use_dictionary": ["type", "event", "source_id"],
-    "write_statistics": ["message_id", "type", "event", "timestamp", "received_at", "source_id"],
-}
-_REJECTED_PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "use_dictionary": ["file", "reason"],
-    "write_statistics": ["file", "line_number", "reason"],
-}
-PREVIEW_ROWS = 5
-_UTF8_BOM = b"\xef\xbb\xbf"
 DEFAULT_DEDUPE_LOOKBACK_DAYS = 1  # Segment dedupes over at least ~24 h (reference §1.3)
+# Starting worker processes costs ~0.5 s: unless the number of workers is set, a day with less
+# compressed data per worker than this gets fewer of them (a small day is read in this process).
+DEFAULT_MIN_BYTES_PER_WORKER = 8 << 20
 SCRATCH_PREFIX = "raw-events-"
 PROGRESS_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str], None]
+_T = TypeVar("_T")
 
 
 def parse_payload(payload: str | None) -> dict[str, Any] | None:
@@ -160,6 +139,7 @@ class IngestReport:
     unreadable_files: tuple[ArchiveReadError, ...]  # quarantined: their readable lines were kept
     preview: tuple[dict[str, str], ...]
     seconds: float
+    workers: int = 1  # worker processes that read the day
 
     @property
     def rejected(self) -> int:
@@ -182,12 +162,14 @@ def ingest_day(
     lake: Lake,
     day: date,
     *,
+    workers: int | None = None,
     batch_rows: int = 8192,
     scratch_dir: str | None = None,
     on_progress: ProgressCallback | None = None,
     lease_wait_seconds: float = DEFAULT_WAIT_SECONDS,
     dedupe_lookback_days: int = DEFAULT_DEDUPE_LOOKBACK_DAYS,
     on_unreadable_file: str = FAIL,
+    min_bytes_per_worker: int = DEFAULT_MIN_BYTES_PER_WORKER,
 ) -> IngestReport:
     """Read `day` of the archive and replace that day's raw and rejected partitions in the lake.
 
@@ -195,6 +177,8 @@ def ingest_day(
         archive: the archive root (the folder or S3 prefix holding `segment-logs/`).
         lake: where `segment/raw_events` and `segment/rejected_events` are written.
         day: the UTC received-day to ingest.
+        workers: worker processes sharing the day's files (None: `settings.worker_count()`);
+            never more than the day's files. The output is the same for any number.
         batch_rows: rows per Arrow batch and Parquet row group.
         scratch_dir: local folder for the intermediate files (default: the system's temp dir).
         on_progress: called with a one-line progress message every few seconds and at the end.
@@ -205,6 +189,9 @@ def ingest_day(
             (truncated or corrupt gzip, not gzip) fails, naming every such file, and nothing is
             committed; `quarantine`: the readable lines of those files are kept and each file is
             recorded in `segment/unreadable_files` with its reason and the bytes left unread.
+        min_bytes_per_worker: when the number of workers is not set (neither `workers` nor
+            `$ACOUSTIC_PIPELINES_WORKERS`: one per core), fewer are started for a day with less
+            compressed data than this per worker (a small day is read in this process).
 
     Raises:
         LeaseHeld: another run still writes the day after `lease_wait_seconds` (it is named).
@@ -221,9 +208,12 @@ def ingest_day(
     quarantine = on_unreadable_file == QUARANTINE
     started = time.perf_counter()
     listing = list_archive_day(archive, day)
+    explicit = workers is not None or bool(os.environ.get(WORKERS_ENV))
+    processes = _processes(listing, worker_count(workers), 0 if explicit else min_bytes_per_worker)
     progress = on_progress or (lambda message: log.info("%s", message))
     progress(
-        f"{day}: {len(listing.files)} archive files, {listing.compressed_bytes:,} bytes compressed"
+        f"{day}: {len(listing.files)} archive files, {listing.compressed_bytes:,} bytes compressed, "
+        f"{processes} worker process(es)"
     )
     with (
         lake.lease(
@@ -234,60 +224,244 @@ def ingest_day(
         lake.stage(REJECTED_EVENTS, day) as rejected_stage,
         lake.stage(UNREADABLE_FILES, day) as unreadable_stage,
     ):
-        rejected = _RejectedWriter(lake, rejected_stage.file(DATA_FILE), batch_rows)
-        scan = _Scanner(
-            archive, listing, scratch, rejected, batch_rows, progress, quarantine=quarantine
+        with _worker_pool(processes) as pool:  # stopped before the commit
+            scans = _scan_files(pool, archive, listing, scratch, batch_rows, progress)
+            unreadable = [
+                scan.unreadable.error(listing.files[scan.file_index])
+                for scan in scans
+                if scan.unreadable is not None
+            ]
+            if unreadable and not quarantine:
+                raise UnreadableArchiveError(day, unreadable)
+            _write_unreadable(lake, unreadable_stage, unreadable)
+            lookback = _lookback(lake, day, dedupe_lookback_days)
+            duplicates = find_duplicates(
+                [s.candidates_path for s in scans if s.candidates_path is not None],
+                [f.key for f in listing.files],
+                [(d, ids) for d, ids in lookback if ids is not None],
+                scratch=scratch,
+                threads=processes,
+            )
+            parts = _write_parts(
+                pool,
+                lake,
+                raw_stage,
+                rejected_stage,
+                listing,
+                scans,
+                duplicates,
+                processes,
+                batch_rows,
+            )
+        lines_read = sum(s.lines for s in scans)
+        rejected_by_reason: Counter[str] = Counter()
+        for scan in scans:
+            rejected_by_reason.update(scan.rejected_by_reason)
+        _check_accounting(
+            lake,
+            raw_files=[raw_stage.file(_part_name(k)) for k in range(len(parts))],
+            rejected_files=[rejected_stage.file(_part_name(k)) for k in range(len(parts))],
+            lines_read=lines_read,
+            invalid=sum(rejected_by_reason.values()),
+            duplicates=duplicates.total,
+            day=day,
         )
-        scan.run()
-        if scan.unreadable and not quarantine:
-            raise UnreadableArchiveError(day, scan.unreadable)
-        _write_unreadable(lake, unreadable_stage, scan.unreadable)
-        lookback = _lookback(lake, day, dedupe_lookback_days)
-        stats = _write_deduplicated(lake, raw_stage, scan, day, lookback)
-        duplicates = stats.duplicates
-        rejected.close()
-        _check_accounting(lake, scan, raw_stage, rejected_stage, duplicates)
+        accepted = sum(p.rows for p in parts)
         summary = {
-            "lines_read": scan.lines_read,
-            "accepted": stats.rows,
-            "duplicates": duplicates,
-            "duplicates_across_days": stats.duplicates_across_days,
+            "lines_read": lines_read,
+            "accepted": accepted,
+            "duplicates": duplicates.total,
+            "duplicates_across_days": duplicates.across_days,
         }
         lake.commit_together(
             [
                 (raw_stage, summary),
-                (rejected_stage, {**summary, "rejected": rejected.rows}),
-                (unreadable_stage, {"files": len(scan.unreadable)}),
+                (
+                    rejected_stage,
+                    {**summary, "rejected": sum(p.rejected_rows for p in parts)},
+                ),
+                (unreadable_stage, {"files": len(unreadable)}),
             ]
         )
+    by_type: Counter[str] = Counter()
+    for part in parts:
+        by_type.update(part.by_type)
     report = IngestReport(
         day=day,
         files=len(listing.files),
         skipped_objects=listing.skipped,
         compressed_bytes=listing.compressed_bytes,
-        uncompressed_bytes=scan.uncompressed_bytes,
-        lines_read=scan.lines_read,
-        accepted=stats.rows,
-        rejected_by_reason=dict(sorted(scan.rejected_by_reason.items())),
-        duplicates=duplicates,
-        duplicates_across_days=stats.duplicates_across_days,
+        uncompressed_bytes=sum(s.uncompressed_bytes for s in scans),
+        lines_read=lines_read,
+        accepted=accepted,
+        rejected_by_reason=dict(sorted(rejected_by_reason.items())),
+        duplicates=duplicates.total,
+        duplicates_across_days=duplicates.across_days,
         lookback_days_missing=tuple(d for d, ids in lookback if ids is None),
-        events_by_type=stats.by_type,
-        distinct_user_ids=stats.distinct_user_ids,
-        distinct_anonymous_ids=stats.distinct_anonymous_ids,
-        received_outside_day=stats.received_outside_day,
+        events_by_type=dict(sorted(by_type.items())),
+        distinct_user_ids=duplicates.distinct_user_ids,
+        distinct_anonymous_ids=duplicates.distinct_anonymous_ids,
+        received_outside_day=sum(p.received_outside_day for p in parts),
         raw_events_uri=lake.partition_uri(RAW_EVENTS, day),
         rejected_events_uri=lake.partition_uri(REJECTED_EVENTS, day),
-        raw_events_bytes=stats.bytes,
-        unreadable_files=tuple(scan.unreadable),
-        preview=stats.preview,
+        raw_events_bytes=sum(p.bytes for p in parts),
+        unreadable_files=tuple(unreadable),
+        preview=tuple(row for p in parts for row in p.preview)[:PREVIEW_ROWS],
         seconds=time.perf_counter() - started,
+        workers=processes,
     )
     progress(
         f"{day}: {report.lines_read:,} lines → {report.accepted:,} accepted, {report.rejected:,} rejected, "
-        f"{report.duplicates:,} duplicates in {report.seconds:.1f}s ({report.events_per_second:,.0f} lines/s)"
+        f"{report.duplicates:,} duplicates in {report.seconds:.1f}s ({report.events_per_second:,.0f} lines/s, "
+        f"{processes} worker process(es))"
     )
     return report
+
+
+def _processes(listing: ArchiveDay, workers: int, min_bytes_per_worker: int) -> int:
+    """Worker processes for the day: at most one per file, and one per `min_bytes_per_worker`."""
+    by_size = listing.compressed_bytes // min_bytes_per_worker if min_bytes_per_worker else workers
+    return max(1, min(workers, len(listing.files), by_size))
+
+
+class _InProcess(Executor):
+    """Runs each task at once in this process: the pool of a one-worker day."""
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        """Run `fn` now; its result (or error) in a done future."""
+        future: Future[_T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 (handed over through the future)
+            future.set_exception(exc)
+        return future
+
+
+@contextmanager
+def _worker_pool(processes: int) -> Iterator[Executor]:
+    """`processes` worker processes (forked from a clean server process), or this process alone.
+
+    On the way out (an error included) tasks not started are cancelled and the workers stopped.
+    """
+    if processes <= 1:
+        yield _InProcess()
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(
+        ["acoustic_pipelines.segment.scan", "acoustic_pipelines.segment.parts"]
+    )
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _scan_files(
+    pool: Executor,
+    archive: Location,
+    listing: ArchiveDay,
+    scratch: Path,
+    batch_rows: int,
+    progress: ProgressCallback,
+) -> list[FileScan]:
+    """Scan every file of the day on the pool, biggest first; the results in file order."""
+    order = sorted(range(len(listing.files)), key=lambda i: -listing.files[i].size)
+    futures = {
+        i: pool.submit(
+            scan_file,
+            FileTask(
+                archive=archive,
+                file=listing.files[i],
+                file_index=i,
+                folder=str(scratch),
+                batch_rows=batch_rows,
+            ),
+        )
+        for i in order
+    }
+    scans: dict[int, FileScan] = {}
+    last_report = time.monotonic()
+    try:
+        for i in order:
+            scans[i] = futures[i].result()
+            if time.monotonic() - last_report >= PROGRESS_SECONDS:
+                last_report = time.monotonic()
+                progress(
+                    f"{len(scans)}/{len(listing.files)} files, "
+                    f"{sum(s.lines for s in scans.values()):,} lines read"
+                )
+    finally:
+        for future in futures.values():
+            future.cancel()
+    return [scans[i] for i in range(len(listing.files))]
+
+
+def _part_name(number: int) -> str:
+    return f"part-{number:05d}.parquet"
+
+
+def _write_parts(
+    pool: Executor,
+    lake: Lake,
+    raw_stage: StagedPartition,
+    rejected_stage: StagedPartition,
+    listing: ArchiveDay,
+    scans: Sequence[FileScan],
+    duplicates: DayDuplicates,
+    processes: int,
+    batch_rows: int,
+) -> list[PartResult]:
+    """Write the day's parts on the pool, one per run of consecutive files of similar size."""
+    files = [
+        PartFile(
+            key=listing.files[s.file_index].key,
+            candidates_path=s.candidates_path,
+            rejected_path=s.rejected_path,
+            duplicates=duplicates.by_file.get(s.file_index),
+        )
+        for s in scans
+    ]
+    runs = _consecutive_runs([s.candidates + 1 for s in scans], processes)
+    futures = [
+        pool.submit(
+            write_part,
+            PartTask(
+                lake=lake.location,
+                raw_path=raw_stage.file(_part_name(number)),
+                rejected_path=rejected_stage.file(_part_name(number)),
+                files=tuple(files[start:stop]),
+                day=listing.day,
+                batch_rows=batch_rows,
+            ),
+        )
+        for number, (start, stop) in enumerate(runs)
+    ]
+    return [future.result() for future in futures]
+
+
+def _consecutive_runs(weights: Sequence[int], count: int) -> list[tuple[int, int]]:
+    """Split indexes 0..len(weights) into at most `count` consecutive runs of similar weight.
+
+    Always at least one run (an empty day gets one empty part).
+    """
+    if len(weights) <= 1 or count <= 1:
+        return [(0, len(weights))]
+    total = sum(weights)
+    runs: list[tuple[int, int]] = []
+    start = done = 0
+    for index, weight in enumerate(weights):
+        done += weight
+        remaining_runs = count - len(runs) - 1
+        if (
+            remaining_runs
+            and done >= total * (len(runs) + 1) / count
+            and len(weights) - index - 1 >= remaining_runs
+        ):
+            runs.append((start, index + 1))
+            start = index + 1
+    runs.append((start, len(weights)))
+    return runs
 
 
 def _write_unreadable(lake: Lake, stage: StagedPartition, errors: list[ArchiveReadError]) -> None:
@@ -302,245 +476,6 @@ def _write_unreadable(lake: Lake, stage: StagedPartition, errors: list[ArchiveRe
     }
     table = pa.Table.from_pydict(rows, schema=UNREADABLE_FILES_SCHEMA)
     pq.write_table(table, stage.file(DATA_FILE), filesystem=lake.fs)
-
-
-class _RejectedWriter:
-    """Collects rejected rows as tuples and writes them to Parquet, one row group per batch."""
-
-    def __init__(self, lake: Lake, path: str, batch_rows: int) -> None:
-        self.schema = REJECTED_EVENTS_SCHEMA
-        self.batch_rows = batch_rows
-        self.pending: list[tuple[Any, ...]] = []
-        self.rows = 0
-        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            path, self.schema, filesystem=lake.fs, **_REJECTED_PARQUET_OPTIONS
-        )
-
-    def add(self, row: tuple[Any, ...]) -> None:
-        """Add one row (values in schema order)."""
-        self.pending.append(row)
-        if len(self.pending) >= self.batch_rows:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the pending rows as one row group."""
-        if self.pending and self._writer is not None:
-            columns = zip(*self.pending, strict=True)
-            arrays = [pa.array(c, type=f.type) for c, f in zip(columns, self.schema, strict=True)]
-            self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
-            self.rows += len(self.pending)
-            self.pending = []
-
-    def close(self) -> None:
-        """Flush and close the file."""
-        self.flush()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-
-class _Scanner:
-    """Pass 1: decode, validate and route every line of the day."""
-
-    def __init__(
-        self,
-        archive: Location,
-        listing: ArchiveDay,
-        scratch: Path,
-        rejected: _RejectedWriter,
-        batch_rows: int,
-        progress: ProgressCallback,
-        *,
-        quarantine: bool = False,
-    ) -> None:
-        self.archive = archive
-        self.listing = listing
-        self.quarantine = quarantine
-        self.unreadable: list[ArchiveReadError] = []
-        self.rejected = rejected
-        self.batch_rows = batch_rows
-        self.progress = progress
-        self.lines_read = 0
-        self.uncompressed_bytes = 0
-        self.rejected_by_reason: Counter[str] = Counter()
-        self.candidates_path = scratch / "candidates.arrow"
-        self._candidates = pa.ipc.new_file(
-            str(self.candidates_path),
-            RAW_EVENTS_SCHEMA,
-            options=pa.ipc.IpcWriteOptions(compression="lz4"),
-        )
-        self.keys = KeySpill(scratch / "keys")
-        self._rows: list[tuple[Any, ...]] = []
-
-    def run(self) -> None:
-        """Scan every file, then close the scratch files."""
-        last_report = time.monotonic()
-        with _cyclic_gc_paused():
-            for file_index, file in enumerate(self.listing.files):
-                try:
-                    if self.unreadable and not self.quarantine:  # only find the other bad files
-                        collections.deque(read_lines(self.archive, file), maxlen=0)
-                    else:
-                        self._scan_file(
-                            file_index, file.key, file.source_id, read_lines(self.archive, file)
-                        )
-                except ArchiveReadError as exc:
-                    self.unreadable.append(exc)
-                if time.monotonic() - last_report >= PROGRESS_SECONDS:
-                    last_report = time.monotonic()
-                    self.progress(
-                        f"{file_index + 1}/{len(self.listing.files)} files, {self.lines_read:,} lines read, "
-                        f"{sum(self.rejected_by_reason.values()):,} rejected so far"
-                    )
-            self._flush()
-        self._candidates.close()
-        self.keys.close()
-
-    def _scan_file(self, file_index: int, key: str, source_id: str, lines: Iterable[bytes]) -> None:
-        # The hot loop: local names only, one tuple per accepted line.
-        loads, validate, max_bytes = orjson.loads, spec.validate_event, spec.MAX_EVENT_BYTES
-        rows, batch_rows, reject = self._rows, self.batch_rows, self._reject
-        line_number = 0
-        size = 0
-        try:  # the lines read before an unreadable part are counted (and kept)
-            for line in lines:
-                line_number += 1
-                size += len(line)
-                if len(line) > max_bytes:
-                    reject(
-                        key,
-                        line_number,
-                        spec.TOO_LARGE,
-                        f"{len(line):,} bytes, the limit is {max_bytes:,}",
-                        line,
-                    )
-                    continue
-                try:
-                    event = loads(line)
-                except orjson.JSONDecodeError as exc:
-                    reject(key, line_number, *_decode_problem(line, exc), line)
-                    continue
-                if event.__class__ is not dict:
-                    reject(
-                        key,
-                        line_number,
-                        spec.NOT_AN_OBJECT,
-                        f"a JSON {spec.json_type(event)}",
-                        line,
-                    )
-                    continue
-                try:
-                    timestamp, received_at = validate(event)
-                except spec.SpecViolation as exc:
-                    reject(key, line_number, exc.reason, exc.detail, line)
-                    continue
-                get = event.get
-                rows.append(
-                    (
-                        event["messageId"],
-                        event["type"],
-                        get("event"),
-                        get("userId"),
-                        get("anonymousId"),
-                        timestamp,
-                        received_at,
-                        source_id,
-                        line,
-                        file_index,
-                        line_number,
-                    )
-                )
-                if len(rows) >= batch_rows:
-                    self._flush()
-                    rows = self._rows
-        finally:
-            self.lines_read += line_number
-            self.uncompressed_bytes += size + line_number  # + the line breaks
-
-    def _flush(self) -> None:
-        if not self._rows:
-            return
-        columns = list(zip(*self._rows, strict=True))
-        self._rows = []
-        message_id = pa.array(columns[0], pa.string())
-        received_at = pa.array(columns[6], _TS)
-        self._candidates.write_batch(
-            pa.RecordBatch.from_arrays(
-                [
-                    message_id,
-                    pa.array(columns[1], pa.string()),
-                    pa.array(columns[2], pa.string()),
-                    pa.array(columns[3], pa.string()),
-                    pa.array(columns[4], pa.string()),
-                    pa.array(columns[5], _TS),
-                    received_at,
-                    pa.array(columns[7], pa.string()),
-                    _utf8_array(columns[8]),
-                ],
-                schema=RAW_EVENTS_SCHEMA,
-            )
-        )
-        self.keys.append(
-            message_ids=columns[0],
-            received_at=received_at,
-            file_index=columns[9],
-            line_number=columns[10],
-            user_ids=columns[3],
-            anonymous_ids=columns[4],
-        )
-
-    def _reject(self, key: str, line_number: int, reason: str, detail: str, line: bytes) -> None:
-        self.rejected_by_reason[reason] += 1
-        self.rejected.add(
-            (key, line_number, reason, detail, line.decode("utf-8", "backslashreplace"))
-        )
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for the scan.
-
-    Decoded events are freed by reference counting (they form no cycles), but each one allocates
-    dozens of containers, so the collector would otherwise run thousands of useless passes over
-    the pending batch (~20 % of the scan time, measured).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _utf8_array(lines: tuple[bytes, ...]) -> pa.Array:
-    """A string array over lines already proven valid UTF-8 by the JSON decoder.
-
-    Built from one joined buffer and an offsets array: several times faster than `pa.array` on a
-    sequence of large `bytes` objects, which dominated the ingest profile.
-    """
-    offsets = np.zeros(len(lines) + 1, dtype=np.int32)
-    np.cumsum(np.fromiter(map(len, lines), dtype=np.int32, count=len(lines)), out=offsets[1:])
-    data = pa.py_buffer(b"".join(lines))
-    return pa.Array.from_buffers(pa.string(), len(lines), [None, pa.py_buffer(offsets), data])
-
-
-def _decode_problem(line: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]:
-    message = str(exc)
-    if not line.strip():
-        return spec.MALFORMED_JSON, "empty line"
-    if line.startswith(_UTF8_BOM):
-        # Valid UTF-8, but JSON text must not start with a BOM (RFC 8259 §8.1), and Segment's
-        # reference (segment.md) gives no sign that it accepts one: rejected, precisely named.
-        return (
-            spec.MALFORMED_JSON,
-            "starts with a UTF-8 byte order mark (EF BB BF), which JSON text must not have",
-        )
-    if "UTF-8" in message:
-        return spec.INVALID_ENCODING, "not valid UTF-8"
-    if "depth limit" in message or "recursion" in message.lower():
-        return spec.TOO_DEEP, "nested deeper than 1,024 levels"
-    return spec.MALFORMED_JSON, message
 
 
 def _lookback(lake: Lake, day: date, days: int) -> list[tuple[date, IdBatches | None]]:
@@ -567,131 +502,28 @@ def _lookback(lake: Lake, day: date, days: int) -> list[tuple[date, IdBatches | 
     return result
 
 
-def _write_deduplicated(
-    lake: Lake,
-    raw_stage: StagedPartition,
-    scan: _Scanner,
-    day: date,
-    lookback: list[tuple[date, IdBatches | None]],
-) -> _AcceptedStats:
-    """Pass 2: stream the candidates into the lake's Parquet file, diverting duplicates."""
-    duplicate_of = find_duplicates(scan.keys)
-    present = [(d, ids) for d, ids in lookback if ids is not None]
-    earlier = seen_earlier(scan.keys, [ids for _, ids in present])
-    is_dup = (duplicate_of >= 0) | (earlier >= 0)
-    file_index, line_number = scan.keys.column("file_index"), scan.keys.column("line_number")
-    files = [f.key for f in scan.listing.files]
-    stats = _StatsCollector(day)
-    offset = 0
-    path = raw_stage.file(DATA_FILE)
-    with (
-        pa.OSFile(str(scan.candidates_path)) as source,
-        pq.ParquetWriter(
-            path, RAW_EVENTS_SCHEMA, filesystem=lake.fs, **_RAW_PARQUET_OPTIONS
-        ) as writer,
-    ):
-        # One thread: decompressing on the pool's threads leaves memory in each thread's heap.
-        reader = pa.ipc.open_file(source, options=pa.ipc.IpcReadOptions(use_threads=False))
-        for i in range(reader.num_record_batches):
-            batch = reader.get_batch(i)
-            mask = is_dup[offset : offset + batch.num_rows]
-            kept = batch.filter(pa.array(~mask)) if mask.any() else batch
-            writer.write_batch(kept)
-            stats.add(kept)
-            for row in np.flatnonzero(mask) + offset:
-                message_id = batch.column(0)[row - offset].as_py()
-                if earlier[row] >= 0:
-                    accepted_on = present[earlier[row]][0]
-                    detail = f"messageId {message_id!r} already accepted on {accepted_on}"
-                else:
-                    winner = duplicate_of[row]
-                    detail = (
-                        f"messageId {message_id!r} first seen at "
-                        f"{files[file_index[winner]]}:{line_number[winner]}"
-                    )
-                scan.rejected.add(
-                    (
-                        files[file_index[row]],
-                        int(line_number[row]),
-                        spec.DUPLICATE_MESSAGE_ID,
-                        detail,
-                        batch.column("payload")[row - offset].as_py(),
-                    )
-                )
-            offset += batch.num_rows
-    return stats.result(
-        duplicates=int(is_dup.sum()),
-        duplicates_across_days=int((earlier >= 0).sum()),
-        distinct_user_ids=distinct_ids(scan.keys, "user", ~is_dup),
-        distinct_anonymous_ids=distinct_ids(scan.keys, "anonymous", ~is_dup),
-        rows=pq.ParquetFile(path, filesystem=lake.fs).metadata.num_rows,
-        bytes=lake.fs.get_file_info(path).size,
-    )
-
-
-@dataclass(frozen=True)
-class _AcceptedStats:
-    rows: int
-    bytes: int
-    duplicates: int
-    duplicates_across_days: int
-    by_type: dict[str, int]
-    distinct_user_ids: int
-    distinct_anonymous_ids: int
-    received_outside_day: int
-    preview: tuple[dict[str, str], ...]
-
-
-class _StatsCollector:
-    """Counts over the accepted batches as they are written."""
-
-    def __init__(self, day: date) -> None:
-        self.day = pa.scalar(day, pa.date32())
-        self.by_type: Counter[str] = Counter()
-        self.outside = 0
-        self.preview: tuple[dict[str, str], ...] = ()
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        """Count one written batch."""
-        for item in pc.value_counts(batch.column("type")).to_pylist():
-            self.by_type[item["values"]] += item["counts"]
-        received_day = pc.cast(batch.column("received_at"), pa.date32())
-        self.outside += pc.sum(pc.not_equal(received_day, self.day)).as_py() or 0
-        if len(self.preview) < PREVIEW_ROWS and batch.num_rows:
-            columns = ["message_id", "type", "event", "user_id", "anonymous_id", "timestamp"]
-            head = batch.select(columns).slice(0, PREVIEW_ROWS - len(self.preview)).to_pylist()
-            self.preview += tuple(
-                {k: "" if v is None else str(v) for k, v in row.items()} for row in head
-            )
-
-    def result(self, **counts: int) -> _AcceptedStats:
-        """The collected statistics with the counts known only at the end."""
-        return _AcceptedStats(
-            by_type=dict(sorted(self.by_type.items())),
-            received_outside_day=self.outside,
-            preview=self.preview,
-            **counts,
-        )
-
-
 def _check_accounting(
     lake: Lake,
-    scan: _Scanner,
-    raw_stage: StagedPartition,
-    rejected_stage: StagedPartition,
+    *,
+    raw_files: Iterable[str],
+    rejected_files: Iterable[str],
+    lines_read: int,
+    invalid: int,
     duplicates: int,
+    day: date,
 ) -> None:
     """Every line read is in exactly one of accepted, rejected or duplicate, by the files' own counts."""
-    accepted = pq.ParquetFile(raw_stage.file(DATA_FILE), filesystem=lake.fs).metadata.num_rows
-    rejected_file = pq.ParquetFile(rejected_stage.file(DATA_FILE), filesystem=lake.fs)
-    rejected_rows = rejected_file.metadata.num_rows
-    reasons = rejected_file.read(columns=["reason"]).column("reason")
-    dup_rows = pc.sum(pc.equal(reasons, spec.DUPLICATE_MESSAGE_ID)).as_py() or 0
-    invalid = sum(scan.rejected_by_reason.values())
+    accepted = sum(pq.ParquetFile(f, filesystem=lake.fs).metadata.num_rows for f in raw_files)
+    rejected_rows = dup_rows = 0
+    for path in rejected_files:
+        with pq.ParquetFile(path, filesystem=lake.fs) as rejected_file:
+            rejected_rows += rejected_file.metadata.num_rows
+            reasons = rejected_file.read(columns=["reason"]).column("reason")
+            dup_rows += pc.sum(pc.equal(reasons, spec.DUPLICATE_MESSAGE_ID)).as_py() or 0
     problems = []
-    if accepted + rejected_rows != scan.lines_read:
+    if accepted + rejected_rows != lines_read:
         problems.append(
-            f"{scan.lines_read:,} lines read but {accepted:,} accepted + {rejected_rows:,} rejected rows written"
+            f"{lines_read:,} lines read but {accepted:,} accepted + {rejected_rows:,} rejected rows written"
         )
     if dup_rows != duplicates:
         problems.append(f"{duplicates:,} duplicates found but {dup_rows:,} duplicate rows written")
@@ -700,6 +532,4 @@ def _check_accounting(
             f"{invalid:,} invalid lines counted but {rejected_rows - dup_rows:,} written"
         )
     if problems:
-        raise AccountingError(
-            f"{scan.listing.day}: " + "; ".join(problems) + " — nothing was committed"
-        )
+        raise AccountingError(f"{day}: " + "; ".join(problems) + " — nothing was committed")

@@ -167,9 +167,9 @@ def _timestamps(event: dict[str, Any]) -> tuple[datetime, datetime]:
             MISSING_RECEIVED_AT, "receivedAt is missing (every archived message has it)"
         )
     try:
-        received_at = _utc(fromisoformat(raw_received))
+        received_at = utc(fromisoformat(raw_received))
         raw = event.get("timestamp")
-        timestamp = received_at if raw is None else _utc(fromisoformat(raw))
+        timestamp = received_at if raw is None else utc(fromisoformat(raw))
         for field in _OTHER_TIMESTAMPS:
             if (raw := event.get(field)) is not None:
                 fromisoformat(raw)
@@ -178,7 +178,8 @@ def _timestamps(event: dict[str, Any]) -> tuple[datetime, datetime]:
     return timestamp, received_at
 
 
-def _utc(moment: datetime) -> datetime:
+def utc(moment: datetime) -> datetime:
+    """`moment` in UTC (naive times are taken as UTC)."""
     # Segment writes "...Z"; only other offsets or naive times need converting.
     if moment.tzinfo is UTC:
         return moment

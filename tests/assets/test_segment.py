@@ -109,6 +109,23 @@ def test_reject_rate_threshold_is_configurable(paths: tuple[str, str]) -> None:
     assert checks_of(run(paths, config))[REJECT_RATE_CHECK].passed is True
 
 
+def test_the_workers_setting_splits_the_day_and_changes_nothing_in_it(
+    paths: tuple[str, str],
+) -> None:
+    sample(paths, events=1_500, bad_rate=0.04, seed=6)
+    tables = {}
+    for workers in (1, 2):
+        config = {"ops": {"segment__raw_events": {"config": {"workers": workers}}}}
+        meta = metadata_of(run(paths, config))
+        assert meta["workers"] == workers
+        partition = Path(paths[1]) / "segment" / "raw_events" / f"date={PARTITION}"
+        assert len(list(partition.glob("part-*.parquet"))) == workers
+        tables[workers] = pq.read_table(partition), meta["accepted"], meta["duplicates"]
+    assert tables[1][0].equals(tables[2][0]) and tables[1][1:] == tables[2][1:]
+    invalid = run(paths, {"ops": {"segment__raw_events": {"config": {"workers": 0}}}})
+    assert not invalid.success
+
+
 def test_rematerializing_replaces_the_partition(paths: tuple[str, str]) -> None:
     summary = sample(paths, events=800, bad_rate=0.02, seed=4)
     first = metadata_of(run(paths))

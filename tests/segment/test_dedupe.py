@@ -1,67 +1,104 @@
-"""Dedupe on spilled keys: the first occurrence by receivedAt wins, then arrival order; hash
-collisions between different messageIds never merge them."""
+"""The exact dedupe over the workers' candidate files: the first occurrence by receivedAt wins,
+then file order, then line order; a messageId accepted on a look-back day is a duplicate, named
+against the latest such day; ids are compared on their text."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-import pytest
+import pyarrow.parquet as pq
 
-from acoustic_pipelines.segment import dedupe
-from acoustic_pipelines.segment.dedupe import KeySpill, distinct_ids, find_duplicates
+from acoustic_pipelines.segment.dedupe import find_duplicates
+from acoustic_pipelines.segment.tables import CANDIDATES_SCHEMA
 
 Row = tuple[str, int, str | None]  # (message_id, receivedAt ms, userId)
 
 
-def spill(folder: Path, batches: list[list[Row]]) -> KeySpill:
-    """A closed KeySpill holding the rows, one append per batch."""
-    keys = KeySpill(folder)
-    line = 0
-    for batch in batches:
-        keys.append(
-            message_ids=[m for m, _, _ in batch],
-            received_at=pa.array([ms for _, ms, _ in batch], pa.timestamp("ms", tz="UTC")),
-            file_index=[0] * len(batch),
-            line_number=range(line + 1, line + len(batch) + 1),
-            user_ids=[u for _, _, u in batch],
-            anonymous_ids=[None] * len(batch),
+def candidates(folder: Path, files: list[list[Row]]) -> list[str]:
+    """One candidates file per inner list (file index = position), lines numbered from 1."""
+    paths = []
+    for index, rows in enumerate(files):
+        n = len(rows)
+        table = pa.table(
+            {
+                "message_id": [m for m, _, _ in rows],
+                "type": ["track"] * n,
+                "event": ["E"] * n,
+                "user_id": [u for _, _, u in rows],
+                "anonymous_id": pa.nulls(n, pa.string()),
+                "timestamp": pa.array(
+                    [ms for _, ms, _ in rows], CANDIDATES_SCHEMA.field("timestamp").type
+                ),
+                "received_at": pa.array(
+                    [ms for _, ms, _ in rows], CANDIDATES_SCHEMA.field("received_at").type
+                ),
+                "source_id": ["s"] * n,
+                "payload": ["{}"] * n,
+                "line_number": pa.array(range(1, n + 1), pa.int64()),
+                "file_index": pa.array([index] * n, pa.int32()),
+            },
+            schema=CANDIDATES_SCHEMA,
         )
-        line += len(batch)
-    keys.close()
-    return keys
+        path = folder / f"c{index}.parquet"
+        pq.write_table(table, path)
+        paths.append(str(path))
+    return paths
 
 
-def test_first_by_received_at_then_arrival_wins(tmp_path: Path) -> None:
-    keys = spill(
+def found(result) -> dict[tuple[int, int], str]:
+    return {
+        (file_index, int(line)): detail
+        for file_index, dups in result.by_file.items()
+        for line, detail in zip(dups.lines, dups.details, strict=True)
+    }
+
+
+def test_first_by_received_at_then_file_then_line_wins(tmp_path: Path) -> None:
+    paths = candidates(
         tmp_path,
         [
-            [("a", 10, "u1"), ("b", 5, "u2"), ("a", 20, "u1")],
+            [("a", 10, "u1"), ("b", 5, "u2"), ("a", 20, "u1"), ("b", 5, "u2")],
             [("c", 1, None), ("b", 5, "u2"), ("a", 3, "u3")],
         ],
     )
-    # a: row 5 (receivedAt 3) wins over rows 0 and 2; b: equal receivedAt, row 1 arrived first.
-    assert find_duplicates(keys).tolist() == [5, -1, 5, -1, 1, -1]
-    assert keys.column("line_number").tolist() == [1, 2, 3, 4, 5, 6]
+    result = find_duplicates(paths, ["f0", "f1"], [], scratch=tmp_path)
+    assert found(result) == {
+        (0, 1): "messageId 'a' first seen at f1:3",
+        (0, 3): "messageId 'a' first seen at f1:3",
+        (0, 4): "messageId 'b' first seen at f0:2",  # equal receivedAt: the earlier line
+        (1, 2): "messageId 'b' first seen at f0:2",  # equal receivedAt: the earlier file
+    }
+    assert (result.within_day, result.across_days, result.total) == (4, 0, 4)
+    # kept: b (u2), c (no user), a (u3)
+    assert (result.distinct_user_ids, result.distinct_anonymous_ids) == (2, 0)
 
 
-def test_messageids_sharing_a_hash_are_compared_on_their_text(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Every id hashes to 7: only the text comparison can tell "a" from "b".
-    monkeypatch.setattr(dedupe, "_hashes", lambda values: np.full(len(values), 7, np.int64))
-    keys = spill(tmp_path, [[("a", 10, None), ("b", 5, None), ("a", 20, None)], [("b", 5, None)]])
-    assert find_duplicates(keys).tolist() == [-1, -1, 0, 1]
+def test_ids_that_differ_only_in_case_or_padding_are_different(tmp_path: Path) -> None:
+    paths = candidates(
+        tmp_path, [[("a", 1, None), ("A", 1, None), ("a ", 1, None), ("a", 2, None)]]
+    )
+    result = find_duplicates(paths, ["f0"], [], scratch=tmp_path)
+    assert found(result) == {(0, 4): "messageId 'a' first seen at f0:1"}
 
 
-def test_distinct_ids_skip_missing_and_dropped_rows(tmp_path: Path) -> None:
-    keys = spill(tmp_path, [[("a", 1, "u1"), ("b", 2, None), ("c", 3, "u2"), ("d", 4, "u1")]])
-    assert distinct_ids(keys, "user", np.array([True, True, True, True])) == 2
-    assert distinct_ids(keys, "user", np.array([True, True, False, True])) == 1
-    assert distinct_ids(keys, "anonymous", np.ones(4, dtype=bool)) == 0
+def test_an_id_of_a_look_back_day_is_named_against_the_latest_day(tmp_path: Path) -> None:
+    paths = candidates(tmp_path, [[("a", 1, None), ("b", 2, None), ("a", 3, None), ("c", 4, None)]])
+
+    def ids(values: list[str]):
+        return lambda: iter([pa.array(values[:1]), pa.array(values[1:])])
+
+    earlier = [(date(2026, 11, 19), ids(["x", "b"])), (date(2026, 11, 18), ids(["a", "b", "y"]))]
+    result = find_duplicates(paths, ["f0"], earlier, scratch=tmp_path, threads=2)
+    assert found(result) == {
+        (0, 1): "messageId 'a' already accepted on 2026-11-18",
+        (0, 2): "messageId 'b' already accepted on 2026-11-19",
+        (0, 3): "messageId 'a' already accepted on 2026-11-18",
+    }
+    assert (result.within_day, result.across_days) == (0, 3)
 
 
-def test_empty_and_single_row_days(tmp_path: Path) -> None:
-    assert find_duplicates(spill(tmp_path / "empty", [])).tolist() == []
-    assert find_duplicates(spill(tmp_path / "one", [[("a", 1, None)]])).tolist() == [-1]
+def test_a_day_without_candidates_has_no_duplicates(tmp_path: Path) -> None:
+    result = find_duplicates([], [], [], scratch=tmp_path)
+    assert (result.total, result.by_file) == (0, {})

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -309,23 +309,21 @@ def test_accounting_check_refuses_counts_that_do_not_add_up(archive_and_lake: tu
         lake.read_partition(REJECTED_EVENTS, DAY).to_table().column("reason").to_pylist()
     )
     duplicates = reasons.pop(spec.DUPLICATE_MESSAGE_ID, 0)
-    raw = SimpleNamespace(file=lambda name: lake.parquet_files(RAW_EVENTS, DAY)[0])
-    rejected = SimpleNamespace(file=lambda name: lake.parquet_files(REJECTED_EVENTS, DAY)[0])
-    honest = SimpleNamespace(
-        lines_read=summary["lines_read"],
-        rejected_by_reason=reasons,
-        listing=SimpleNamespace(day=DAY),
-    )
-    _check_accounting(lake, honest, raw, rejected, duplicates)
-    lying = SimpleNamespace(
-        lines_read=summary["lines_read"] + 1,
-        rejected_by_reason=reasons,
-        listing=SimpleNamespace(day=DAY),
-    )
+    honest = {
+        "raw_files": lake.parquet_files(RAW_EVENTS, DAY),
+        "rejected_files": lake.parquet_files(REJECTED_EVENTS, DAY),
+        "lines_read": summary["lines_read"],
+        "invalid": sum(reasons.values()),
+        "duplicates": duplicates,
+        "day": DAY,
+    }
+    _check_accounting(lake, **honest)
     with pytest.raises(AccountingError, match="lines read but"):
-        _check_accounting(lake, lying, raw, rejected, duplicates)
+        _check_accounting(lake, **{**honest, "lines_read": summary["lines_read"] + 1})
     with pytest.raises(AccountingError, match="duplicates found"):
-        _check_accounting(lake, honest, raw, rejected, duplicates + 1)
+        _check_accounting(lake, **{**honest, "duplicates": duplicates + 1})
+    with pytest.raises(AccountingError, match="invalid lines counted"):
+        _check_accounting(lake, **{**honest, "invalid": sum(reasons.values()) - 1})
 
 
 def test_archive_and_lake_on_s3(s3_endpoint: str, s3_bucket: str) -> None:
@@ -350,6 +348,7 @@ def test_archive_and_lake_on_s3(s3_endpoint: str, s3_bucket: str) -> None:
 # race starts), ingests, and prints its counts. The kill tests SIGKILL it.
 INGEST_PROCESS = """
 import os, sys, time
+from dataclasses import replace
 from datetime import date, timedelta
 from acoustic_pipelines.lake import Lake, PartitionNotFound
 from acoustic_pipelines.segment.raw_events import ingest_day
@@ -359,7 +358,10 @@ archive, lake, scratch, go = sys.argv[1:5]
 while not os.path.exists(go):
     time.sleep(0.005)
 report = ingest_day(
-    open_location(archive), Lake(open_location(lake)), date(2026, 11, 20), scratch_dir=scratch
+    open_location(archive),
+    Lake(open_location(lake)),
+    date(2026, 11, 20),
+    scratch_dir=scratch,
 )
 print(report.lines_read, report.accepted, report.rejected, report.duplicates, flush=True)
 """
@@ -393,7 +395,10 @@ def leftovers(lake_dir: Path, scratch: Path) -> list[str]:
     return found
 
 
-def test_a_kill_at_the_commit_boundary_leaves_nothing_half_visible(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_kill_at_the_commit_boundary_leaves_nothing_half_visible(
+    tmp_path: Path, workers: str
+) -> None:
     archive_dir, lake_dir, scratch = tmp_path / "archive", tmp_path / "lake", tmp_path / "scratch"
     scratch.mkdir()
     archive, lake = open_location(str(archive_dir)), Lake(open_location(str(lake_dir)))
@@ -405,6 +410,7 @@ def test_a_kill_at_the_commit_boundary_leaves_nothing_half_visible(tmp_path: Pat
     env = {
         "ACOUSTIC_PIPELINES_PAUSE_AT": "lake.commit_together",
         "ACOUSTIC_PIPELINES_PAUSE_FLAG": str(flag),
+        "ACOUSTIC_PIPELINES_WORKERS": workers,
     }
     process = start_ingest(archive_dir, lake_dir, scratch, go, env)
     try:
@@ -465,3 +471,106 @@ def test_two_concurrent_ingests_of_one_day_give_exact_counts(
     assert lake.read_partition(RAW_EVENTS, DAY).count_rows() == sample.expected_accepted
     assert len(lake.parquet_files(RAW_EVENTS, DAY)) == 1
     assert leftovers(lake_dir, scratch) == []
+
+
+@pytest.fixture(scope="module")
+def two_days(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """Two days of sample archive; the second also re-delivers lines of the first (a duplicate
+    across days, and within the day) and has a truncated file (kept under quarantine)."""
+    root = tmp_path_factory.mktemp("two-days")
+    archive = open_location(str(root))
+    before = write_sample_archive(archive, DAY - timedelta(days=1), events=3_000, bad_rate=0.05)
+    sample = write_sample_archive(archive, DAY, events=6_000, bad_rate=0.05, seed=8)
+    earlier_file = list_archive_day(archive, DAY - timedelta(days=1)).files[0]
+    again = list(read_lines(archive, earlier_file))[:30]
+    truncated = gzip.compress(b"\n".join(again * 300))
+    write_files(root, {"zz-again.gz": again + again[:5], "zz-cut.gz": []})
+    (root / "segment-logs" / "src" / day_folder(DAY) / "zz-cut.gz").write_bytes(
+        truncated[: len(truncated) // 2]
+    )
+    return root, (before, sample)
+
+
+def ingest_both_days(archive_dir: Path, lake_dir: Path, workers: int) -> list[Any]:
+    archive, lake = open_location(str(archive_dir)), Lake(open_location(str(lake_dir)))
+    return [
+        ingest_day(
+            archive,
+            lake,
+            day,
+            workers=workers,
+            batch_rows=700,
+            on_unreadable_file="quarantine",
+        )
+        for day in (DAY - timedelta(days=1), DAY)
+    ]
+
+
+def test_one_and_two_workers_write_the_same_tables_and_counts(
+    tmp_path: Path, two_days: tuple[Path, Any]
+) -> None:
+    archive_dir, (before, sample) = two_days
+    outputs = {}
+    for workers in (1, 2):
+        lake_dir = tmp_path / f"lake-{workers}"
+        reports = ingest_both_days(archive_dir, lake_dir, workers)
+        assert [r.workers for r in reports] == [workers, workers]
+        lake = Lake(open_location(str(lake_dir)))
+        tables = {
+            (dataset, day): lake.read_partition(dataset, day).to_table()
+            for dataset in (RAW_EVENTS, REJECTED_EVENTS, UNREADABLE_FILES)
+            for day in (DAY - timedelta(days=1), DAY)
+        }
+        parts = len(lake.parquet_files(RAW_EVENTS, DAY))
+        assert parts == workers  # one part per worker, read in order
+        # Everything but the timing, the locations and the Parquet bytes (parts differ).
+        same = {"seconds": 0.0, "workers": 0, "raw_events_bytes": 0}
+        outputs[workers] = (
+            [replace(r, **same, raw_events_uri="", rejected_events_uri="") for r in reports],
+            tables,
+        )
+        for report in reports:
+            assert report.accepted + report.rejected + report.duplicates == report.lines_read
+        first, second = reports
+        assert first.accepted == before.expected_accepted
+        assert second.duplicates_across_days >= 30  # the re-delivered lines of the day before
+        assert second.duplicates > second.duplicates_across_days  # and duplicates within the day
+        [cut] = second.unreadable_files
+        assert cut.key.endswith("zz-cut.gz") and cut.lines_read > 0
+        assert second.lines_read == sample.lines + 35 + cut.lines_read
+    (reports_1, tables_1), (reports_2, tables_2) = outputs[1], outputs[2]
+    for one, two in zip(reports_1, reports_2, strict=True):
+        assert [str(e) for e in one.unreadable_files] == [str(e) for e in two.unreadable_files]
+        assert replace(one, unreadable_files=()) == replace(two, unreadable_files=())
+    for key, table in tables_1.items():
+        assert table.equals(tables_2[key]), key
+
+
+def test_the_worker_count_comes_from_the_environment_else_the_cores_and_the_size(
+    tmp_path: Path, two_days: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive_dir, _ = two_days
+    archive, lake = open_location(str(archive_dir)), Lake(open_location(str(tmp_path / "lake")))
+    monkeypatch.setenv("ACOUSTIC_PIPELINES_WORKERS", "2")
+    report = ingest_day(archive, lake, DAY, on_unreadable_file="quarantine")
+    assert report.workers == 2
+    monkeypatch.delenv("ACOUSTIC_PIPELINES_WORKERS")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    cores = ingest_day(archive, lake, DAY, on_unreadable_file="quarantine", min_bytes_per_worker=0)
+    assert cores.workers == 3
+    small = ingest_day(archive, lake, DAY, on_unreadable_file="quarantine")  # < 8 MB a worker
+    assert small.workers == 1 and small.accepted == cores.accepted == report.accepted
+
+
+def test_a_failing_file_on_a_worker_names_every_unreadable_file(tmp_path: Path) -> None:
+    bad_files_archive(tmp_path / "archive")
+    archive = open_location(str(tmp_path / "archive"))
+    lake = Lake(open_location(str(tmp_path / "lake")))
+    with pytest.raises(UnreadableArchiveError) as failed:
+        ingest_day(archive, lake, DAY, workers=2)
+    assert [(e.key.rsplit("/", 1)[1], e.reason) for e in failed.value.errors] == [
+        ("b.gz", "TRUNCATED"),
+        ("c.gz", "NOT_GZIP"),
+    ]
+    with pytest.raises(PartitionNotFound):
+        lake.summary(RAW_EVENTS, DAY)

@@ -1,0 +1,250 @@
+"""Scan one archive file: what each ingest worker does for each file of the day.
+
+The file is streamed (1 MB of compressed input and one batch of rows at a time, so a file of any
+size fits in a worker's memory), every line is decoded and checked (`decode.decode_line`), and
+the results are written as two scratch Parquet files: the valid events with their line number
+(`candidates-<file>.parquet`, the input of the dedupe) and the rejected lines with their exact
+reason (`rejected-<file>.parquet`). Only the counts travel back to the parent process.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from acoustic_pipelines.segment.archive import ArchiveFile, ArchiveReadError, read_lines
+from acoustic_pipelines.segment.decode import Rejected, decode_line
+from acoustic_pipelines.segment.tables import (
+    CANDIDATES_SCHEMA,
+    REJECTED_EVENTS_SCHEMA,
+    SCRATCH_PARQUET_OPTIONS,
+    TIMESTAMP,
+)
+from acoustic_pipelines.storage import Location
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """One archive file to scan, and where its scratch files go."""
+
+    archive: Location
+    file: ArchiveFile
+    file_index: int  # position in the day's sorted file list
+    folder: str  # local scratch folder
+    batch_rows: int
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Why a file could not be read to its end (`ArchiveReadError`'s fields, picklable)."""
+
+    message: str
+    reason: str
+    lines_read: int
+    bytes_unread: int
+
+    def error(self, file: ArchiveFile) -> ArchiveReadError:
+        """The `ArchiveReadError` this stands for."""
+        return ArchiveReadError(
+            self.message,
+            key=file.key,
+            reason=self.reason,
+            lines_read=self.lines_read,
+            size=file.size,
+            bytes_unread=self.bytes_unread,
+        )
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """What scanning one file found; its rows are in the scratch files."""
+
+    file_index: int
+    lines: int
+    uncompressed_bytes: int
+    candidates: int
+    rejected_by_reason: dict[str, int]
+    unreadable: Unreadable | None
+    candidates_path: str | None  # None when the file has no valid event
+    rejected_path: str | None  # None when no line was rejected
+
+
+def candidates_path(folder: str, file_index: int) -> str:
+    """The scratch file of one archive file's valid events."""
+    return str(Path(folder) / f"candidates-{file_index:06d}.parquet")
+
+
+def scan_file(task: FileTask) -> FileScan:
+    """Decode and check every line of one archive file into its scratch files."""
+    scan = _FileScanner(task)
+    unreadable = None
+    with _cyclic_gc_paused():
+        try:
+            scan.run()
+        except ArchiveReadError as exc:
+            unreadable = Unreadable(str(exc), exc.reason, exc.lines_read, exc.bytes_unread)
+        finally:
+            scan.close()
+    return FileScan(
+        file_index=task.file_index,
+        lines=scan.lines,
+        uncompressed_bytes=scan.size + scan.lines,  # + the line breaks
+        candidates=scan.candidates.rows,
+        rejected_by_reason=dict(scan.rejected_by_reason),
+        unreadable=unreadable,
+        candidates_path=scan.candidates.path if scan.candidates.rows else None,
+        rejected_path=scan.rejected.path if scan.rejected.rows else None,
+    )
+
+
+class _ScratchWriter:
+    """A scratch Parquet file written batch by batch, created only when a row comes."""
+
+    def __init__(self, path: str, schema: pa.Schema) -> None:
+        self.path = path
+        self.schema = schema
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Append one batch."""
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self.schema, **SCRATCH_PARQUET_OPTIONS)
+        self._writer.write_batch(batch)
+        self.rows += batch.num_rows
+
+    def close(self) -> None:
+        """Finish the file (if one was started)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class _FileScanner:
+    def __init__(self, task: FileTask) -> None:
+        self.task = task
+        self.lines = 0
+        self.size = 0
+        self.rejected_by_reason: Counter[str] = Counter()
+        self.candidates = _ScratchWriter(
+            candidates_path(task.folder, task.file_index), CANDIDATES_SCHEMA
+        )
+        self.rejected = _ScratchWriter(
+            str(Path(task.folder) / f"rejected-{task.file_index:06d}.parquet"),
+            REJECTED_EVENTS_SCHEMA,
+        )
+        self._rows: list[tuple[Any, ...]] = []
+        self._rejects: list[tuple[Any, ...]] = []
+
+    def run(self) -> None:
+        # The hot loop: local names only, one tuple per line.
+        decode, batch_rows = decode_line, self.task.batch_rows
+        rows, rejects = self._rows, self._rejects
+        key = self.task.file.key
+        line_number = size = 0
+        try:  # the lines read before an unreadable part are counted (and kept)
+            for line in read_lines(self.task.archive, self.task.file):
+                line_number += 1
+                size += len(line)
+                result = decode(line)
+                if result.__class__ is Rejected:
+                    rejects.append((key, line_number, *result, line))
+                    if len(rejects) >= batch_rows:
+                        self._flush_rejects()
+                    continue
+                rows.append((*result, line, line_number))
+                if len(rows) >= batch_rows:
+                    self._flush_rows()
+        finally:
+            self.lines, self.size = line_number, size
+            self._flush_rows()
+            self._flush_rejects()
+
+    def close(self) -> None:
+        self.candidates.close()
+        self.rejected.close()
+
+    def _flush_rows(self) -> None:
+        rows = self._rows
+        if not rows:
+            return
+        columns = list(zip(*rows, strict=True))
+        rows.clear()
+        n = len(columns[0])
+        self.candidates.write(
+            pa.RecordBatch.from_arrays(
+                [
+                    pa.array(columns[0], pa.string()),
+                    pa.array(columns[1], pa.string()),
+                    pa.array(columns[2], pa.string()),
+                    pa.array(columns[3], pa.string()),
+                    pa.array(columns[4], pa.string()),
+                    pa.array(columns[5], TIMESTAMP),
+                    pa.array(columns[6], TIMESTAMP),
+                    pa.repeat(pa.scalar(self.task.file.source_id, pa.string()), n),
+                    utf8_array(columns[7]),
+                    pa.array(columns[8], pa.int64()),
+                    pa.repeat(pa.scalar(self.task.file_index, pa.int32()), n),
+                ],
+                schema=CANDIDATES_SCHEMA,
+            )
+        )
+
+    def _flush_rejects(self) -> None:
+        rejects = self._rejects
+        if not rejects:
+            return
+        for row in rejects:
+            self.rejected_by_reason[row[2]] += 1
+        file, line_number, reason, detail, raw = zip(*rejects, strict=True)
+        rejects.clear()
+        self.rejected.write(
+            pa.RecordBatch.from_arrays(
+                [
+                    pa.array(file, pa.string()),
+                    pa.array(line_number, pa.int64()),
+                    pa.array(reason, pa.string()),
+                    pa.array(detail, pa.string()),
+                    pa.array([r.decode("utf-8", "backslashreplace") for r in raw], pa.string()),
+                ],
+                schema=REJECTED_EVENTS_SCHEMA,
+            )
+        )
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for the scan.
+
+    Decoded lines are freed by reference counting (they form no cycles), but each batch holds
+    thousands of containers, so the collector would otherwise run thousands of useless passes
+    over the pending batch (~20 % of the scan time, measured).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def utf8_array(lines: tuple[bytes, ...]) -> pa.Array:
+    """A string array over lines already proven valid UTF-8 by the decoder.
+
+    Built from one joined buffer and an offsets array: several times faster than `pa.array` on a
+    sequence of large `bytes` objects.
+    """
+    offsets = np.zeros(len(lines) + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, lines), dtype=np.int32, count=len(lines)), out=offsets[1:])
+    data = pa.py_buffer(b"".join(lines))
+    return pa.Array.from_buffers(pa.string(), len(lines), [None, pa.py_buffer(offsets), data])
