@@ -47,7 +47,7 @@ import pyarrow as pa
 
 from acoustic_pipelines.database import Connection, Database
 
-__all__ = ["FINAL_OUTCOMES", "Outcome", "SendRecord", "SyncLedger", "chain_token"]
+__all__ = ["FINAL_OUTCOMES", "Advance", "Outcome", "SendRecord", "SyncLedger", "chain_token"]
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS connections_models (

@@ -11,11 +11,12 @@ killed anywhere therefore leaves nothing lost (unsettled records are diffed agai
 sent twice (settled ids are skipped; an id sent without its answer is resent and Segment's
 messageId dedupe drops the copy).
 
-The requests of a page go out from one sender thread, in order, while this thread builds the
-next page's messages (the two overlap: building is Python work, a request mostly waits for the
-API); the page's outcomes are then recorded and its snapshot moved before the next page's
-requests start. A request that raises (the write key refused, the process interrupted) stops
-the requests after it.
+Three threads share the work, each in order: this one builds a page's messages; a sender
+thread makes the requests; a recorder thread records each request's outcome as soon as it
+comes, then moves the page's snapshot. While one page is sent and recorded, the next is built
+(building is Python work; a request mostly waits for the API, a ledger write for the database);
+at most two pages are under way. A request or a record that raises (the write key refused, the
+process interrupted) stops the requests after it, and its page's snapshot does not move.
 
 The snapshot: the ledger database keeps it; after a sync the diff also writes it as a file
 named by the ledger's snapshot token (`ledger.py`), which the next sync reads instead of the
@@ -28,7 +29,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from acoustic_pipelines.config.connections import ConnectionMappingConfig, Conne
 from acoustic_pipelines.connections.changes import Change, ChangeCounts, ChangeSet, detect_changes
 from acoustic_pipelines.connections.ledger import (
     FINAL_OUTCOMES,
+    Advance,
     SendRecord,
     SyncLedger,
     chain_token,
@@ -118,7 +120,10 @@ class _Page:
     known: dict[str, SendRecord]
     meta: dict[str, tuple[Change, ConnectionMappingConfig]]
     batches: list[list[Outgoing]]
-    requests: list[Future[BatchOutcome]] = field(default_factory=list)
+    tasks: list[Future[None]] = field(default_factory=list)  # its records, then its advance
+    refused: list[RejectedRecord] = field(default_factory=list)  # failed sends, for the sink
+    moved: list[Advance] = field(default_factory=list)  # the records its advance moved
+    broken: bool = False  # a request or a record of the page raised: no advance
 
 
 class _Sync:
@@ -219,9 +224,15 @@ class _Sync:
             self.ledger.record(settled_now, now=now)
         return _Page(pending, known, meta, list(pack(outgoing)))
 
-    def start(self, page: _Page, executor: ThreadPoolExecutor) -> None:
-        """Hand the page's requests to the sender thread (sent in order)."""
-        page.requests = [executor.submit(self._send, batch) for batch in page.batches]
+    def start(
+        self, page: _Page, sending: ThreadPoolExecutor, recording: ThreadPoolExecutor
+    ) -> None:
+        """Queue the page's requests (sender thread), their records and its advance (recorder
+        thread); each thread works through its queue in order."""
+        for batch in page.batches:
+            request = sending.submit(self._send, batch)
+            page.tasks.append(recording.submit(self._record, page, request))
+        page.tasks.append(recording.submit(self._advance, page))
 
     def _send(self, batch: list[Outgoing]) -> BatchOutcome:
         """One request on the sender thread, unless an earlier one raised."""
@@ -234,47 +245,53 @@ class _Sync:
             self.stopped.set()
             raise
 
-    def finish(self, page: _Page) -> None:
-        """Record each request's outcome as it comes, then move the snapshot for the page."""
-        for request in page.requests:
-            self._recorded(page, request.result())
-        self.advance(page)
-
-    def _recorded(self, page: _Page, outcome: BatchOutcome) -> None:
-        """Record one request's outcome."""
-        model, report = self.model, self.report
-        records = []
-        for message_id in outcome.message_ids:
-            change, mapping = page.meta[message_id]
-            counts = report.mappings[mapping.name]
-            previous = page.known.get(message_id)
-            records.append(
-                SendRecord(
-                    message_id=message_id,
-                    model=model.name,
-                    record_key=change.key,
-                    mapping=mapping.name,
-                    change=change.kind,
-                    checksum=change.checksum,
-                    outcome="sent" if outcome.sent else "failed",
-                    reason=outcome.reason,
-                    attempts=outcome.attempts,
-                    first_failure_at=previous.first_failure_at if previous is not None else None,
+    def _record(self, page: _Page, request: Future[BatchOutcome]) -> None:
+        """Record one request's outcome as soon as it is known (recorder thread)."""
+        try:
+            outcome = request.result()
+            model, report = self.model, self.report
+            records = []
+            for message_id in outcome.message_ids:
+                change, mapping = page.meta[message_id]
+                counts = report.mappings[mapping.name]
+                previous = page.known.get(message_id)
+                records.append(
+                    SendRecord(
+                        message_id=message_id,
+                        model=model.name,
+                        record_key=change.key,
+                        mapping=mapping.name,
+                        change=change.kind,
+                        checksum=change.checksum,
+                        outcome="sent" if outcome.sent else "failed",
+                        reason=outcome.reason,
+                        attempts=outcome.attempts,
+                        first_failure_at=previous.first_failure_at
+                        if previous is not None
+                        else None,
+                    )
                 )
-            )
-            state = page.pending[change.key]
-            state.open.discard(message_id)
-            if outcome.sent:
-                counts.sent += 1
-            else:
-                counts.failed += 1
-                state.failed = True
-        self.ledger.record(records, now=self.now)
-        if self.on_rejected is not None and not outcome.sent:
-            self.on_rejected([rejected_send(r, page.pending[r.record_key].change) for r in records])
+                state = page.pending[change.key]
+                state.open.discard(message_id)
+                if outcome.sent:
+                    counts.sent += 1
+                else:
+                    counts.failed += 1
+                    state.failed = True
+            self.ledger.record(records, now=self.now)
+            if self.on_rejected is not None and not outcome.sent:
+                page.refused.extend(
+                    rejected_send(r, page.pending[r.record_key].change) for r in records
+                )
+        except BaseException:
+            page.broken = True
+            raise
 
-    def advance(self, page: _Page) -> None:
-        """Move the snapshot for the page's records whose messages are all settled."""
+    def _advance(self, page: _Page) -> None:
+        """Move the snapshot for the page's records whose messages are all settled (recorder
+        thread, after the page's records)."""
+        if page.broken:
+            raise _Stopped
         advance = [
             (
                 self.model.name,
@@ -284,12 +301,29 @@ class _Sync:
             for state in page.pending.values()
             if not state.failed and not state.open
         ]
-        if not advance:
-            return
-        self.ledger.record([], advance=advance, now=self.now)
-        self.token = chain_token(self.token, advance)
-        self.change_set.advance([(key, checksum) for _, key, checksum in advance])
-        self.report.advanced += len(advance)
+        if advance:
+            self.ledger.record([], advance=advance, now=self.now)
+        page.moved = advance
+
+    def finish(self, page: _Page) -> None:
+        """Wait for the page's records and advance; hand the failed ones to the sink."""
+        error: BaseException | None = None
+        for task in page.tasks:
+            try:
+                task.result()
+            except _Stopped:
+                continue
+            except BaseException as exc:
+                error = exc
+                break
+        if self.on_rejected is not None and page.refused:
+            self.on_rejected(page.refused)
+        if error is not None:
+            raise error
+        if page.moved:
+            self.token = chain_token(self.token, page.moved)
+            self.change_set.advance([(key, checksum) for _, key, checksum in page.moved])
+            self.report.advanced += len(page.moved)
 
 
 class _Stopped(Exception):
@@ -384,21 +418,23 @@ def sync_model(
 
 
 def _send_pages(sync: _Sync, pages: Iterable[list[Change]]) -> None:
-    """Plan each page while the one before is being sent; settle pages in order."""
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracking-api")
-    in_flight: _Page | None = None
+    """Plan each page while the one before is sent and recorded; at most two pages at a time."""
+    sending = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracking-api")
+    recording = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-ledger")
+    outstanding: deque[_Page] = deque()
     try:
         for changes in pages:
             page = sync.plan(changes)
-            if in_flight is not None:
-                sync.finish(in_flight)
-            sync.start(page, executor)
-            in_flight = page
-        if in_flight is not None:
-            sync.finish(in_flight)
+            sync.start(page, sending, recording)
+            outstanding.append(page)
+            if len(outstanding) == 2:
+                sync.finish(outstanding.popleft())
+        while outstanding:
+            sync.finish(outstanding.popleft())
     finally:
         sync.stopped.set()  # on an error: nothing more goes out
-        executor.shutdown(wait=True, cancel_futures=True)
+        sending.shutdown(wait=True, cancel_futures=True)
+        recording.shutdown(wait=True, cancel_futures=True)
 
 
 def _cache_snapshot(sync: _Sync, *, had_file: bool) -> None:
