@@ -1,12 +1,23 @@
-"""Throughput and peak memory of `push_day`: one day's signals sent to the Connect sandbox.
+"""Signal rules against the Actions engine per event, and `push_day` to the Connect sandbox.
 
-    python benchmarks/bench_signals.py --signals 200000 [--concurrency 1 2 4 8] [--keep]
+    python benchmarks/bench_signals.py [--rule-events 50000] [--repeat 3]
+        [--signals 200000] [--concurrency 1 2 4 8] [--skip-push] [--keep]
 
-Writes (or reuses, under benchmarks/out/) a `segment/raw_events` partition of as many events as
-signals wanted: a mix of pages, products viewed and added, orders and identify calls, each of
-which the default rules of config/pipeline.yaml turn into exactly one valid signal. Then, for
-each concurrency level, in a fresh process so that peak RSS belongs to that run alone, with the
-ledger and rejects of the previous run removed:
+Rule evaluation (issue 15 goal 3): `connect/signal_pushes` runs the same compiled triggers and
+mappings as the engine. On one sample archive day decompressed to JSONL (the events
+`bench_actions.py` uses), each in a fresh process, best of `--repeat`:
+
+- `engine`: read + parse + the destinations' triggers + mapping and Acoustic row
+  (`bench_actions.py`'s `engine` role);
+- `rules`: read + parse + `signals_for_event` with the default signal rules of
+  config/pipeline.yaml (6 triggers, identity, session and content mappings, signal validation).
+
+It prints both costs per event and their ratio (goal: the rules cost no more per event than the
+engine). Then the push (skipped with `--skip-push`): writes (or reuses, under benchmarks/out/) a
+`segment/raw_events` partition of as many events as signals wanted — a mix of pages, products
+viewed and added, orders and identify calls, each of which the default rules turn into exactly
+one valid signal — and for each concurrency level, in a fresh process so that peak RSS belongs
+to that run alone, with the ledger and rejects of the previous run removed:
 
 - a Connect sandbox is started in a process of its own (its memory is not counted), empty;
 - `push_day` sends every signal (batches of 500), and the sandbox's count is checked against it.
@@ -25,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -43,7 +55,11 @@ def main() -> None:
     parser.add_argument("--signals", type=int, default=200_000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--keep", action="store_true", help="keep the lake for next time")
-    parser.add_argument("--child", choices=["serve", "push"], help=argparse.SUPPRESS)
+    parser.add_argument("--rule-events", type=int, default=50_000, help="events for rule costs")
+    parser.add_argument("--repeat", type=int, default=3, help="rule-cost runs; the best counts")
+    parser.add_argument("--skip-push", action="store_true", help="measure the rule costs only")
+    parser.add_argument("--child", choices=["serve", "push", "rules"], help=argparse.SUPPRESS)
+    parser.add_argument("--lines", help=argparse.SUPPRESS)
     parser.add_argument("--lake", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
@@ -51,10 +67,16 @@ def main() -> None:
     if args.child == "serve":
         serve(Path(args.dir))
         return
+    if args.child == "rules":
+        print(json.dumps(run_rules(Path(args.lines))))
+        return
     if args.child == "push":
         result = run_push(args.lake, args.endpoint, args.concurrency[0])
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
+        return
+    rule_costs(args.rule_events, args.repeat)
+    if args.skip_push:
         return
     lake = prepare_lake(args.signals)
     try:
@@ -63,6 +85,74 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(lake, ignore_errors=True)
+
+
+def rule_costs(events: int, repeat: int) -> None:
+    """Per-event cost of the signal rules vs the engine's, on the same events (goal 3)."""
+    import bench_actions
+
+    with tempfile.TemporaryDirectory(prefix="bench-rules-") as folder:
+        lines = bench_actions.prepare_events(Path(folder), events)
+        best: dict[str, dict[str, Any]] = {}
+        for _ in range(repeat):
+            for role in ("engine", "rules"):
+                script = bench_actions.__file__ if role == "engine" else __file__
+                command = [sys.executable, script, "--child", role, "--lines", str(lines)]
+                out = subprocess.run(command, check=True, capture_output=True, text=True)
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+                if role not in best or result["seconds"] < best[role]["seconds"]:
+                    best[role] = result
+    engine, rules = best["engine"], best["rules"]
+    count = engine["counts"]["events"]
+    per_event = {role: r["seconds"] / r["counts"]["events"] * 1e6 for role, r in best.items()}
+    print(
+        f"\nrule evaluation, {count:,} events, best of {repeat} "
+        "(each: read + parse + work, one core)"
+    )
+    print(
+        f"engine: {per_event['engine']:.1f} µs/event ({engine['counts']['rows']:,} rows, "
+        f"{engine['counts']['rejects']:,} rejects)"
+    )
+    print(
+        f"rules:  {per_event['rules']:.1f} µs/event ({rules['counts']['signals']:,} signals, "
+        f"{rules['counts']['rejected']:,} rejected)"
+    )
+    print(
+        f"goal 3: rules cost {per_event['rules'] / per_event['engine']:.2f}x the engine per event "
+        "(goal ≤ 1.0x)"
+    )
+
+
+def run_rules(lines: Path) -> dict[str, Any]:
+    """Child: read + parse + `signals_for_event` with the default rules, over a JSONL file."""
+    import orjson
+
+    from acoustic_pipelines.config.loading import load_config
+    from acoustic_pipelines.connect.signals.rules import (
+        BuiltSignal,
+        SignalSettings,
+        signals_for_event,
+    )
+
+    config = load_config().signals
+    rules = config.compiled_rules
+    settings = SignalSettings(
+        app_key=APP_KEY, tier=config.tier, default_currency=config.default_currency
+    )
+    loads = orjson.loads
+    events = built = rejected = 0
+    started = time.perf_counter()
+    with lines.open("rb") as source:
+        for line in source:
+            events += 1
+            for signal in signals_for_event(loads(line), rules, settings):
+                if type(signal) is BuiltSignal:
+                    built += 1
+                else:
+                    rejected += 1
+    seconds = time.perf_counter() - started
+    counts = {"events": events, "signals": built, "rejected": rejected}
+    return {"counts": counts, "seconds": seconds}
 
 
 def _events(count: int) -> Any:

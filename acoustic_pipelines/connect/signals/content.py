@@ -393,6 +393,8 @@ def validate_signal(signal: Mapping, *, tier: str, path: str = "signal") -> list
     """Every problem of one `createSignals` signal for a subscription tier; empty when valid."""
     if tier not in TIERS:
         raise ValueError(f"tier {tier!r} is not one of {', '.join(TIERS)}")
+    if _surely_valid(signal, tier):
+        return []  # the common case, decided without writing a path or a message
     if not isinstance(signal, Mapping):
         return [
             _wrong(
@@ -421,6 +423,75 @@ def validate_signal(signal: Mapping, *, tier: str, path: str = "signal") -> list
     else:
         problems += _check_content(f"{path}.signalContent", signal["signalContent"], tier)
     return problems
+
+
+# --- the fast check: the same rules as above, answering only "no problem at all" ---------------
+
+
+def _surely_valid(signal: Any, tier: str) -> bool:
+    """True only when :func:`validate_signal` finds no problem (each check mirrors one above)."""
+    if not isinstance(signal, Mapping) or any(key not in SIGNAL_KEYS for key in signal):
+        return False
+    app_key = signal.get("appKey")
+    if not (isinstance(app_key, str) and app_key.strip()):
+        return False
+    if not _identity_valid(signal.get("identifiableAttributes")):
+        return False
+    session_id, test = signal.get("sessionId"), signal.get("test")
+    if (session_id is not None and not isinstance(session_id, str)) or (
+        test is not None and not isinstance(test, bool)
+    ):
+        return False
+    content = signal.get("signalContent")
+    if not isinstance(content, Mapping):
+        return False
+    signal_type = content.get("signalType")
+    spec = SIGNAL_TYPES.get(signal_type) if isinstance(signal_type, str) else None
+    return spec is not None and tier in spec.tiers and _object_valid(content, spec)
+
+
+def _identity_valid(attrs: Any) -> bool:
+    if not isinstance(attrs, Mapping) or any(key not in IDENTITY_KEYS for key in attrs):
+        return False
+    given = [key for key in IDENTITY_KEYS if attrs.get(key) is not None]
+    if len(given) != 1:
+        return False
+    value = attrs[given[0]]
+    return isinstance(value, str) and IDENTITY_RULES[given[0]][0].match(value) is not None
+
+
+def _object_valid(obj: Any, spec: SignalType) -> bool:
+    if not isinstance(obj, Mapping):
+        return False
+    for key, kind in spec.required.items():
+        value = obj.get(key)
+        if value is None or not _field_valid(key, value, kind, required=True):
+            return False
+    for key, kind in spec.optional.items():
+        value = obj.get(key)
+        if value is not None and not _field_valid(key, value, kind, required=False):
+            return False
+    return True
+
+
+def _field_valid(name: str, value: Any, kind: JsonType, *, required: bool) -> bool:
+    if not _has_type(value, kind):
+        return False
+    if required and kind is JsonType.STRING and not value.strip():
+        return False
+    rule = VALUE_RULES.get(name)
+    if rule is not None and not rule[0](value):
+        return False
+    if kind is JsonType.ITEMS:
+        return all(_object_valid(item, ORDERED_ITEM) for item in value)
+    if kind is JsonType.ATTRIBUTES:
+        return all(
+            isinstance(attr, Mapping)
+            and isinstance(attr.get("name"), str)
+            and isinstance(attr.get("value"), str)
+            for attr in value
+        )
+    return True
 
 
 def validate_signals(signals: Sequence[Mapping], *, tier: str) -> list[SignalProblem]:

@@ -20,6 +20,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from acoustic_pipelines.connect.signals.content import (
     MAX_NAME_CHARS,
@@ -429,3 +431,49 @@ def test_problem_is_frozen_and_prints_its_message() -> None:
     assert str(problem) == problem.message
     with pytest.raises(AttributeError):
         problem.code = "X"  # type: ignore[misc]
+
+
+# -- the fast check ----------------------------------------------------------------------------
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", " ", "x", "Behavior", "positive", "EUR", "usd", "a@b.io", "+14155550123"]),
+    st.sampled_from(["2025-10-02T08:29:30.001Z", "2025-10-02", "email", "application"]),
+    st.lists(st.sampled_from(["u", 3]), max_size=2),
+    st.just([dict(ITEM)]),
+    st.just([{"name": "n", "value": 1}]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    signal_type=st.sampled_from(sorted(SIGNAL_TYPES)),
+    tier=st.sampled_from(TIERS),
+    where=st.sampled_from(["content", "identity", "signal"]),
+    key=st.sampled_from(
+        sorted({k for t in SIGNAL_TYPES.values() for k in [*t.required, *t.optional]})
+        + ["appKey", "sessionId", "test", "email", "sms", "contactKey", "other"]
+    ),
+    value=_values,
+)
+def test_a_signal_passes_the_fast_check_only_when_it_has_no_problem(
+    signal_type: str, tier: str, where: str, key: str, value: Any
+) -> None:
+    """validate_signal's shortcut for valid signals never hides a problem the full check finds."""
+    from acoustic_pipelines.connect.signals import content
+
+    signal = minimal(signal_type)
+    target = {
+        "content": signal["signalContent"],
+        "identity": signal["identifiableAttributes"],
+        "signal": signal,
+    }[where]
+    target[key] = copy.deepcopy(value)
+    fast = validate_signal(signal, tier=tier)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(content, "_surely_valid", lambda *_: False)
+        full = validate_signal(signal, tier=tier)
+    assert fast == full
