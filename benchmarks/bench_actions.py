@@ -8,8 +8,9 @@ line) and runs over that same file, each in a fresh process (so peak RSS belongs
 - `segment`: Segment's published packages (FQL + mapping-kit + the Acoustic flattening) in Node,
   `--mode stream` (read + JSON.parse + work per line), through `benchmarks/oracle.py`;
 - `parse`: read + orjson, nothing else (the floor every run pays);
-- `engine`: read + parse + what `acoustic/mapped_events` runs per event — every enabled mapping's
-  compiled trigger, then `compile_row_builder` (mapping and Acoustic row in one step) on the
+- `engine`: read + parse + what `acoustic/mapped_events` runs per event — the compiled triggers
+  of the enabled mappings the event can match (`GuardedRules`: rules grouped by the field their
+  trigger tests first), then `compile_row_builder` (mapping and Acoustic row in one step) on the
   matching ones — for the default Track and Identify mappings of config/pipeline.yaml;
 - `two-step`: the same with the mapping and `build_row_with_stats` as two steps (the path before
   the fused builder), to show what fusing buys;
@@ -171,12 +172,17 @@ def _start(role: str) -> None:
     if role in ("engine", "two-step"):
         from acoustic_pipelines.acoustic.row_builder import compile_row_builder
         from acoustic_pipelines.acoustic.rows import build_row_with_stats
+        from acoustic_pipelines.actions.triggers import GuardedRules
         from acoustic_pipelines.config.loading import load_config
 
         config = load_config(CONFIG)
         rules = [rule for destination in config.destinations for rule in destination.rules]
-        if role == "engine":
-            _STATE["pairs"] = [(rule.matches, compile_row_builder(rule.apply)) for rule in rules]
+        if role == "engine":  # as acoustic/mapped_events runs them: only the candidates
+            guarded = GuardedRules(
+                [(rule.matches, compile_row_builder(rule.apply)) for rule in rules],
+                lambda pair: pair[0],
+            )
+            _STATE["candidates"] = guarded.candidates
         else:
             _STATE["pairs"] = [
                 (rule.matches, lambda event, apply=rule.apply: build_row_with_stats(apply(event)))
@@ -219,13 +225,14 @@ def process_file(path: Path) -> dict[str, int]:
                 loads(line)
                 events += 1
             return {"events": events}
-        pairs = _STATE["pairs"]
+        pairs = _STATE.get("pairs")
+        candidates = _STATE.get("candidates") or (lambda _event: pairs)
         events = rows = rejects = unmatched = columns = 0
         for line in lines:
             event = loads(line)
             events += 1
             matched = False
-            for matches, build in pairs:
+            for matches, build in candidates(event):
                 if not matches(event):
                     continue
                 matched = True

@@ -131,11 +131,12 @@ def run_rules(lines: Path) -> dict[str, Any]:
     from acoustic_pipelines.connect.signals.rules import (
         BuiltSignal,
         SignalSettings,
+        guarded_rules,
         signals_for_event,
     )
 
     config = load_config().signals
-    rules = config.compiled_rules
+    rules = guarded_rules(config.compiled_rules)  # as push_day runs them
     settings = SignalSettings(
         app_key=APP_KEY, tier=config.tier, default_currency=config.default_currency
     )

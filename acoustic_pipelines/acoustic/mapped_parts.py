@@ -42,7 +42,7 @@ from acoustic_pipelines.acoustic.flat_columns import (
 from acoustic_pipelines.acoustic.row_builder import compile_row_builder
 from acoustic_pipelines.acoustic.rows import HEADER_KEYS, AcousticReject
 from acoustic_pipelines.actions.mappings.kit import MappingError
-from acoustic_pipelines.actions.triggers import TriggerError
+from acoustic_pipelines.actions.triggers import GuardedRules, TriggerError
 from acoustic_pipelines.config.loading import DestinationConfig
 from acoustic_pipelines.lake import Lake
 from acoustic_pipelines.segment.raw_events import RAW_EVENTS, parse_payload
@@ -290,14 +290,12 @@ class _DestinationMapper:
         self.index = index
         self.name = destination.name
         self.allow = destination.select_columns if destination.columns is not None else None
-        self.rules = [
-            (rule.name, rule.matches, compile_row_builder(rule.apply), counts)
-            for rule, counts in (
-                (rule, MappingPart())
-                for rule in destination.rules  # one counter each
-            )
+        rules = [
+            (rule.name, rule.matches, compile_row_builder(rule.apply), MappingPart())
+            for rule in destination.rules
         ]
-        self.part = DestinationPart(mappings=[counts for *_, counts in self.rules])
+        self.rules = GuardedRules(rules, lambda rule: rule[1])  # only the candidates run
+        self.part = DestinationPart(mappings=[counts for *_, counts in rules])
         self.rejects = rejects
         self.work = work
         self.part_number = part
@@ -316,7 +314,7 @@ class _DestinationMapper:
             self.rejects.add(self.name, None, message_id, UNREADABLE_PAYLOAD, detail, "payload")
             return
         matched = False
-        for name, matches, build, counts in self.rules:
+        for name, matches, build, counts in self.rules.candidates(event):
             try:
                 if not matches(event):
                     continue

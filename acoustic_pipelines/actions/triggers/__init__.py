@@ -14,6 +14,7 @@ public name of the engine. The engine itself, in the order a trigger goes throug
   it silently drops);
 - ``compiler.py``: the condition tree compiled to closures (the port of ``validate``);
 - ``paths.py``: how a condition reads its value, JavaScript prototype members included;
+- ``dispatch.py``: rules grouped by the field their trigger tests first (only candidates run);
 - ``conditions.py``: structured conditions (Segment's trigger builder) and their FQL;
 - ``lint.py``: warnings for triggers whose Segment meaning is surprising;
 - ``errors.py``: the errors; ``../js_values.py``: JavaScript value rules shared with the
@@ -41,7 +42,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from acoustic_pipelines.actions.triggers.compiler import Predicate, compile_predicate
+from acoustic_pipelines.actions.triggers.compiler import Predicate, compile_predicate, trigger_guard
 from acoustic_pipelines.actions.triggers.conditions import (
     OPERATORS,
     Condition,
@@ -49,6 +50,7 @@ from acoustic_pipelines.actions.triggers.conditions import (
     compile_conditions,
     render_fql,
 )
+from acoustic_pipelines.actions.triggers.dispatch import GuardedRules
 from acoustic_pipelines.actions.triggers.errors import (
     InvalidConditionError,
     TriggerError,
@@ -63,6 +65,7 @@ __all__ = [
     "OPERATORS",
     "Condition",
     "ConditionGroup",
+    "GuardedRules",
     "InvalidConditionError",
     "TriggerError",
     "TriggerEvaluationError",
@@ -72,6 +75,7 @@ __all__ = [
     "lint_trigger",
     "matches",
     "render_fql",
+    "trigger_guard",
 ]
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from acoustic_pipelines.actions.triggers.parser import (
 )
 from acoustic_pipelines.actions.triggers.paths import key_getter, path_getter, path_keys
 
-__all__ = ["Predicate", "compile_predicate"]
+__all__ = ["Predicate", "compile_predicate", "trigger_guard"]
 
 Predicate: TypeAlias = Callable[[dict], bool]
 
@@ -187,6 +187,7 @@ def compile_predicate(tree: Group, fql: str) -> Predicate:
     :class:`~acoustic_pipelines.actions.triggers.errors.TriggerEvaluationError`.
     """
     root = _compile_node(tree, fql)
+    guard = _guard(tree)
 
     def predicate(event: dict) -> bool:
         if type(event) is not dict and not isinstance(event, dict):
@@ -207,4 +208,27 @@ def compile_predicate(tree: Group, fql: str) -> Predicate:
                 position=None,
             ) from exc
 
+    predicate.guard = guard  # type: ignore[attr-defined]  # see trigger_guard
     return predicate
+
+
+def _guard(node: Node) -> tuple[str, str] | None:
+    """The top-level `field = "text"` the trigger tests first, when its falsity decides the trigger.
+
+    That is the first condition of an ``and`` chain (or of a group of one): it cannot throw on a
+    plain dict, and when it is false ``and`` short-circuits to false, so a caller that sees
+    another value may skip the trigger without evaluating it (see ``dispatch.py``).
+    """
+    while isinstance(node, Group) and node.children:
+        if node.operator != "and" and len(node.children) > 1:
+            return None
+        node = node.children[0]
+    if isinstance(node, Leaf) and node.kind in TOP_LEVEL_FIELDS and node.operator == "=":
+        return TOP_LEVEL_FIELDS[node.kind], js_to_string(node.value)
+    return None
+
+
+def trigger_guard(predicate: Predicate) -> tuple[str, str] | None:
+    """``(field, text)`` when ``predicate`` is false for every plain dict whose top-level ``field``
+    is not the string ``text`` (a compiled trigger starting with ``field = "text" and …``)."""
+    return getattr(predicate, "guard", None)

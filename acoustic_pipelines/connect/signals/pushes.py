@@ -60,6 +60,7 @@ from acoustic_pipelines.connect.signals.rules import (
     BuiltSignal,
     RejectedSignal,
     SignalSettings,
+    guarded_rules,
     signals_for_event,
 )
 from acoustic_pipelines.connect.signals.sender import (
@@ -297,6 +298,7 @@ def _day_signals(
 ) -> Iterator[BuiltSignal | RejectedSignal]:
     """Every signal and reject of the day's raw events, in file order."""
     columns = ["message_id", "payload"]
+    guarded = guarded_rules(rules)
     for batch in lake.iter_batches(RAW_EVENTS, day, columns=columns, batch_rows=READ_BATCH_ROWS):
         message_ids = batch.column(0).to_pylist()
         for message_id, payload in zip(message_ids, batch.column(1).to_pylist(), strict=True):
@@ -306,7 +308,7 @@ def _day_signals(
                 problem = f"{UNREADABLE_PAYLOAD}: the raw payload is not a JSON object"
                 yield RejectedSignal("", str(message_id), "", (problem,))
                 continue
-            yield from signals_for_event(event, rules, settings)
+            yield from signals_for_event(event, guarded, settings)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acoustic_pipelines.actions.mappings.kit import MappingError
-from acoustic_pipelines.actions.triggers import TriggerError
+from acoustic_pipelines.actions.triggers import GuardedRules, TriggerError
 from acoustic_pipelines.config.signals import SignalRule
 from acoustic_pipelines.connect.signals.content import SIGNAL_TYPES, validate_signal
 
@@ -60,12 +60,24 @@ class RejectedSignal:
     problems: tuple[str, ...]
 
 
+def guarded_rules(rules: Sequence[SignalRule]) -> GuardedRules[SignalRule]:
+    """The rules grouped once by their triggers' first test, for :func:`signals_for_event`."""
+    return GuardedRules(rules, lambda rule: rule.matches)
+
+
 def signals_for_event(
-    event: dict[str, Any], rules: Sequence[SignalRule], settings: SignalSettings
+    event: dict[str, Any],
+    rules: Sequence[SignalRule] | GuardedRules[SignalRule],
+    settings: SignalSettings,
 ) -> Iterator[BuiltSignal | RejectedSignal]:
-    """One signal (or reject) per rule whose trigger matches the event, in rule order."""
+    """One signal (or reject) per rule whose trigger matches the event, in rule order.
+
+    Pass :func:`guarded_rules` when calling it for many events: only the rules whose trigger
+    can match the event are evaluated (the result is the same).
+    """
     message_id = str(event.get("messageId", ""))
-    for rule in rules:
+    candidates = rules.candidates(event) if isinstance(rules, GuardedRules) else rules
+    for rule in candidates:
         try:
             if not rule.matches(event):
                 continue
