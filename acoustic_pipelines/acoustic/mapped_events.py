@@ -48,6 +48,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -113,6 +114,7 @@ _FIXED_SET = frozenset(FIXED_COLUMNS)
 PREVIEW_ROWS = 5
 PREVIEW_COLUMNS = 10
 PROGRESS_SECONDS = 5.0
+WATCH_SECONDS = 0.25  # how often a worker checks that its run is alive
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str], None]
@@ -564,9 +566,17 @@ _WORKER: dict[str, PartWork] = {}
 
 
 def _start_worker(work: PartWork, destinations: list[dict[str, Any]]) -> None:
-    """A worker process's set-up: the destinations compiled once, from their config."""
+    """A worker process's set-up: the destinations compiled once, and a watch on the run."""
+    threading.Thread(target=_exit_with_run, args=(work.parent_pid,), daemon=True).start()
     configs = tuple(DestinationConfig.model_validate(d) for d in destinations)
     _WORKER["work"] = replace(work, destinations=configs)
+
+
+def _exit_with_run(run_pid: int) -> None:
+    """End this worker once the run that started it is gone (kill -9): busy or idle, it stops."""
+    while os.getppid() == run_pid:
+        time.sleep(WATCH_SECONDS)
+    os._exit(1)
 
 
 def _map_in_worker(plan: PartPlan) -> MappedPart:

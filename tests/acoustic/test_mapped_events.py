@@ -3,13 +3,19 @@ reject, rows land in one typed Parquet table per destination, and a re-run repla
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -533,6 +539,61 @@ def test_the_same_files_whatever_the_number_of_workers(
         assert table_of(sample_lake, name).equals(table_of(second, name))
     assert rejects_of(sample_lake) == rejects_of(second)
     assert len(rejects_of(second)) == two.rejected > 0
+
+
+# A real run, killed with SIGKILL while its two workers map: they stop, nothing is committed.
+MAP_PROCESS = """
+import sys
+from datetime import date
+from acoustic_pipelines.acoustic.mapped_events import map_day
+from acoustic_pipelines.config.loading import load_config
+from acoustic_pipelines.lake import Lake
+from acoustic_pipelines.storage import open_location
+
+lake, scratch, config = sys.argv[1:4]
+destinations = load_config(config).destinations
+map_day(
+    Lake(open_location(lake)), date(2026, 11, 20), destinations,
+    workers=2, part_events=50, scratch_dir=scratch,
+)
+"""
+
+
+def test_a_killed_run_stops_its_workers_and_commits_nothing(
+    sample_lake: Lake, default_config: PipelineConfig, tmp_path: Path
+) -> None:
+    (raw_file,) = sample_lake.parquet_files(RAW_EVENTS, DAY)
+    raw = pq.read_table(raw_file, filesystem=sample_lake.fs)
+    pq.write_table(raw, raw_file, filesystem=sample_lake.fs, row_group_size=25)
+    map_day(sample_lake, DAY, default_config.destinations, workers=1)  # a committed day before
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    config_path = REPO_ROOT / "config" / "pipeline.yaml"
+    command = [sys.executable, "-c", MAP_PROCESS, sample_lake.location.root, str(scratch)]
+    process = subprocess.Popen([*command, str(config_path)])
+    try:
+        deadline = time.monotonic() + 120
+        while not any(scratch.glob("mapped-events-*/*.arrow")):  # the workers are mapping
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        workers = psutil.Process(process.pid).children(recursive=True)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    assert len(workers) >= 2
+    gone, alive = psutil.wait_procs(workers, timeout=60)
+    assert alive == []
+    for dataset in (MAPPED_EVENTS, REJECTED_EVENTS):  # the old day is still the committed one
+        assert sample_lake.summary(dataset, DAY)
+
+    report = map_day(
+        sample_lake, DAY, default_config.destinations, workers=1, scratch_dir=str(scratch)
+    )
+    assert report.accounting_problems() == []
+    assert table_of(sample_lake, "acoustic").num_rows == report.rows
+    assert list(scratch.iterdir()) == []  # the dead run's scratch was removed
+    for dataset in (MAPPED_EVENTS, REJECTED_EVENTS):
+        assert list((Path(sample_lake.location.root) / dataset / "_staging").iterdir()) == []
 
 
 # --- S3 ------------------------------------------------------------------------------------------
