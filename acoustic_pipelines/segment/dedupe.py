@@ -1,15 +1,17 @@
 """Find the duplicate messageIds of one day, exactly, whatever the number of workers.
 
-The workers leave each archive file's valid events in a scratch Parquet file (`scan.py`); one
-DuckDB pass over their messageId, receivedAt, file and line columns finds every duplicate of the
-day: the first copy by receivedAt wins, then file order, then line order (Segment's archive has no
-other order). The comparison is on the messageId text itself, never a hash, so it is exact.
+The workers leave each archive file's dedupe keys in a scratch Parquet file (`scan.py`: every raw
+column but the payload, with file and line). One DuckDB pass over them finds every duplicate of
+the day: the first copy by receivedAt wins, then file order, then line order (Segment's archive
+has no other order). The comparison is on the messageId text itself, never a hash, so it is exact.
+The same pass counts what the day keeps (types, distinct ids, rows received outside the day) and
+takes its first rows for the preview.
 
 Across days: a messageId accepted on one of the previous received-days (the look-back; Segment's
 own is at least 24 h) is a duplicate too. Each earlier day's committed message ids are streamed
 into DuckDB from the lake (wherever it is) and semi-joined with the day's.
 
-DuckDB keeps its memory under `memory_limit` and spills to the scratch folder beyond it, so the
+DuckDB keeps its memory under `MEMORY_LIMIT` and spills to the scratch folder beyond it, so the
 dedupe of a day of any size runs in bounded memory.
 """
 
@@ -17,15 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
+from acoustic_pipelines.segment.tables import TIMESTAMP
+
 MEMORY_LIMIT = "256MB"
+PREVIEW_ROWS = 5
 _ID_SCHEMA = pa.schema([("message_id", pa.string())])
+_DAY_MS = 86_400_000
 
 IdBatches = Callable[[], Iterator[pa.Array]]
 
@@ -44,13 +50,17 @@ class FileDuplicates:
 
 @dataclass
 class DayDuplicates:
-    """Every duplicate of a day, by archive file index."""
+    """Every duplicate of a day, by archive file index, and what the day keeps."""
 
     by_file: dict[int, FileDuplicates] = field(default_factory=dict)
     within_day: int = 0
     across_days: int = 0
+    kept: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
     distinct_user_ids: int = 0
     distinct_anonymous_ids: int = 0
+    received_outside_day: int = 0
+    preview: tuple[dict[str, str], ...] = ()
 
     @property
     def total(self) -> int:
@@ -59,25 +69,27 @@ class DayDuplicates:
 
 
 def find_duplicates(
-    candidates: Sequence[str],
+    keys: Sequence[str],
     file_keys: Sequence[str],
     earlier_days: Sequence[tuple[date, IdBatches]],
     *,
+    day: date,
     scratch: Path,
     threads: int = 1,
 ) -> DayDuplicates:
-    """The day's duplicates among the valid events of the `candidates` scratch files.
+    """The day's duplicates among the valid events whose keys are in the `keys` files.
 
     Args:
-        candidates: the scratch Parquet files (`scan.CANDIDATES_SCHEMA`) of the day.
+        keys: the scratch Parquet files (`tables.KEYS_SCHEMA`) of the day.
         file_keys: the archive file keys by file index (for the details).
         earlier_days: the look-back days, latest first, each with its accepted message ids; a
             messageId found on several is reported against the latest.
+        day: the received-day (rows received on another day are counted).
         scratch: a local folder DuckDB may spill to.
         threads: DuckDB's threads.
     """
     result = DayDuplicates()
-    if not candidates:
+    if not keys:
         return result
     spill = scratch / "duckdb"
     spill.mkdir(exist_ok=True)
@@ -89,9 +101,9 @@ def find_duplicates(
             "preserve_insertion_order": False,
         }
     ) as con:
-        con.read_parquet(list(candidates)).create_view("candidates")
+        con.read_parquet(list(keys)).create_view("keys")
         found: dict[tuple[int, int], str] = {}
-        for day, id_batches in earlier_days:
+        for earlier, id_batches in earlier_days:
             reader = pa.RecordBatchReader.from_batches(
                 _ID_SCHEMA,
                 (
@@ -101,26 +113,26 @@ def find_duplicates(
             )
             con.register("earlier", reader)
             rows = con.execute(
-                "SELECT file_index, line_number, message_id FROM candidates "
+                "SELECT file_index, line_number, message_id FROM keys "
                 "WHERE message_id IN (SELECT message_id FROM earlier)"
             ).fetchall()
             con.unregister("earlier")
             for file_index, line_number, message_id in rows:
                 found.setdefault(
                     (file_index, line_number),
-                    f"messageId {message_id!r} already accepted on {day}",
+                    f"messageId {message_id!r} already accepted on {earlier}",
                 )
         result.across_days = len(found)
         within = con.execute(
             """
             WITH repeated AS (
-                SELECT message_id FROM candidates GROUP BY message_id HAVING count(*) > 1
+                SELECT message_id FROM keys GROUP BY message_id HAVING count(*) > 1
             ), ranked AS (
                 SELECT file_index, line_number, message_id,
                     row_number() OVER w AS rank,
                     first_value(file_index) OVER w AS first_file,
                     first_value(line_number) OVER w AS first_line
-                FROM candidates WHERE message_id IN (SELECT message_id FROM repeated)
+                FROM keys WHERE message_id IN (SELECT message_id FROM repeated)
                 WINDOW w AS (
                     PARTITION BY message_id ORDER BY received_at, file_index, line_number
                 )
@@ -136,7 +148,7 @@ def find_duplicates(
                     f"messageId {message_id!r} first seen at {file_keys[first_file]}:{first_line}"
                 )
         result.by_file = _by_file(found)
-        result.distinct_user_ids, result.distinct_anonymous_ids = _distinct_ids(con, found)
+        _count_kept(con, found, day, result)
     return result
 
 
@@ -154,10 +166,13 @@ def _by_file(found: dict[tuple[int, int], str]) -> dict[int, FileDuplicates]:
     return result
 
 
-def _distinct_ids(
-    con: duckdb.DuckDBPyConnection, found: dict[tuple[int, int], str]
-) -> tuple[int, int]:
-    """Distinct userId and anonymousId values among the kept events (exact)."""
+def _count_kept(
+    con: duckdb.DuckDBPyConnection,
+    found: dict[tuple[int, int], str],
+    day: date,
+    result: DayDuplicates,
+) -> None:
+    """Fill in what the kept events (all but the duplicates) hold: counts and the preview."""
     dropped = pa.table(
         {
             "file_index": pa.array([k[0] for k in found], pa.int32()),
@@ -165,9 +180,27 @@ def _distinct_ids(
         }
     )
     con.register("dropped", dropped)
-    [(users, anonymous)] = con.execute(
-        "SELECT count(DISTINCT user_id), count(DISTINCT anonymous_id) FROM candidates "
-        "ANTI JOIN dropped USING (file_index, line_number)"
+    con.execute(
+        "CREATE VIEW kept AS SELECT * FROM keys ANTI JOIN dropped USING (file_index, line_number)"
+    )
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
+    [(kept, users, anonymous, outside)] = con.execute(
+        "SELECT count(*), count(DISTINCT user_id), count(DISTINCT anonymous_id), "
+        "count(*) FILTER (WHERE epoch_ms(received_at) < ? OR epoch_ms(received_at) >= ?) "
+        "FROM kept",
+        [start, start + _DAY_MS],
     ).fetchall()
+    result.kept, result.received_outside_day = int(kept), int(outside)
+    result.distinct_user_ids, result.distinct_anonymous_ids = int(users), int(anonymous)
+    result.by_type = dict(
+        sorted(con.execute("SELECT type, count(*) FROM kept GROUP BY type").fetchall())
+    )
+    head = con.sql(
+        "SELECT message_id, type, event, user_id, anonymous_id, timestamp FROM kept "
+        f"ORDER BY file_index, line_number LIMIT {PREVIEW_ROWS}"
+    ).to_arrow_table()
+    head = head.set_column(5, "timestamp", head.column("timestamp").cast(TIMESTAMP))
+    result.preview = tuple(
+        {k: "" if v is None else str(v) for k, v in row.items()} for row in head.to_pylist()
+    )
     con.unregister("dropped")
-    return int(users), int(anonymous)

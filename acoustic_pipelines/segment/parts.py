@@ -1,21 +1,23 @@
-"""Write one part of the day's raw and rejected datasets: what each worker does after the dedupe.
+"""Place one archive file's parts in the staged raw and rejected datasets, without its duplicates.
 
-A part covers a run of consecutive archive files (in the day's file order), so the parts read in
-name order hold the rows in the same order whatever the number of workers. For each file, its
-rejected lines (with their Spec reason) come first, then its duplicates, each in line order; its
-valid events stream into the raw part without the duplicates. Batch by batch: bounded memory.
+Each archive file of the day gives one part of each dataset (`part-<file index>.parquet`), so the
+parts read in name order hold the rows in the same order whatever the number of workers. The
+scan already wrote them in their final form; a file without duplicates is only moved (or
+uploaded) into the staged partition. A file with duplicates is rewritten batch by batch (bounded
+memory): its valid events without the duplicates, and its rejected lines (with their Spec reason)
+followed by its duplicates, each in line order.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import shutil
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from acoustic_pipelines.segment import spec
@@ -28,50 +30,55 @@ from acoustic_pipelines.segment.tables import (
 )
 from acoustic_pipelines.storage import Location
 
-PREVIEW_ROWS = 5
-_PREVIEW_COLUMNS = ["message_id", "type", "event", "user_id", "anonymous_id", "timestamp"]
-
-
-@dataclass(frozen=True)
-class PartFile:
-    """One archive file of a part: its scratch files and its duplicates."""
-
-    key: str
-    candidates_path: str | None
-    rejected_path: str | None
-    duplicates: FileDuplicates | None
-
 
 @dataclass(frozen=True)
 class PartTask:
-    """The files of one part and where the part's two Parquet files go (in the staged lake)."""
+    """One archive file's scratch files, its duplicates, and where its parts go."""
 
     lake: Location
-    raw_path: str
-    rejected_path: str
-    files: tuple[PartFile, ...]
-    day: date
+    key: str  # the archive file, as rejected rows name it
+    raw_scratch: str | None
+    keys_scratch: str | None
+    rejected_scratch: str | None
+    raw_path: str  # in the staged raw partition
+    rejected_path: str  # in the staged rejected partition
+    duplicates: FileDuplicates | None
     batch_rows: int
 
 
 @dataclass(frozen=True)
 class PartResult:
-    """What one part holds."""
+    """What one file's parts hold."""
 
     rows: int
     bytes: int
     rejected_rows: int
     duplicate_rows: int
-    by_type: dict[str, int]
-    received_outside_day: int
-    preview: tuple[dict[str, str], ...]
 
 
-def write_part(task: PartTask) -> PartResult:
-    """Write one raw part and one rejected part from the files' scratch files."""
+def place_parts(task: PartTask) -> PartResult:
+    """Put the file's raw and rejected parts into the staged partitions (rewritten if needed)."""
     fs = task.lake.fs
-    stats = _Stats(task.day)
-    rejected_rows = duplicate_rows = 0
+    if task.duplicates is None:
+        rows = rejected = 0
+        if task.raw_scratch is not None:
+            rows = pq.ParquetFile(task.raw_scratch).metadata.num_rows
+            _place(task.raw_scratch, fs, task.raw_path)
+        if task.rejected_scratch is not None:
+            rejected = pq.ParquetFile(task.rejected_scratch).metadata.num_rows
+            _place(task.rejected_scratch, fs, task.rejected_path)
+        size = fs.get_file_info(task.raw_path).size if task.raw_scratch is not None else 0
+        return PartResult(rows=rows, bytes=size, rejected_rows=rejected, duplicate_rows=0)
+    return _rewrite(task, task.duplicates)
+
+
+def _rewrite(task: PartTask, duplicates: FileDuplicates) -> PartResult:
+    """Write the parts again: the raw rows without the duplicates, which join the rejected rows."""
+    assert task.raw_scratch is not None and task.keys_scratch is not None  # noqa: S101 (dups need rows)
+    fs = task.lake.fs
+    line_numbers = pq.read_table(task.keys_scratch, columns=["line_number"]).column(0).to_numpy()
+    is_dup = np.isin(line_numbers, duplicates.lines, assume_unique=True)
+    rows = rejected_rows = 0
     with (
         pq.ParquetWriter(
             task.raw_path, RAW_EVENTS_SCHEMA, filesystem=fs, **RAW_PARQUET_OPTIONS
@@ -80,82 +87,52 @@ def write_part(task: PartTask) -> PartResult:
             task.rejected_path, REJECTED_EVENTS_SCHEMA, filesystem=fs, **REJECTED_PARQUET_OPTIONS
         ) as rejected,
     ):
-        for file in task.files:
-            if file.rejected_path is not None:
-                with pq.ParquetFile(file.rejected_path) as invalid:
-                    for batch in invalid.iter_batches(
-                        batch_size=task.batch_rows, use_threads=False
-                    ):
-                        rejected.write_batch(batch)
-                        rejected_rows += batch.num_rows
-            if file.candidates_path is None:
-                continue
-            with pq.ParquetFile(file.candidates_path) as candidates:
-                for batch in candidates.iter_batches(batch_size=task.batch_rows, use_threads=False):
-                    kept, dups = _split(batch, file)
-                    raw.write_batch(kept)
-                    stats.add(kept)
-                    if dups is not None:
-                        rejected.write_batch(dups)
-                        rejected_rows += dups.num_rows
-                        duplicate_rows += dups.num_rows
+        if task.rejected_scratch is not None:
+            with pq.ParquetFile(task.rejected_scratch) as invalid:
+                for batch in invalid.iter_batches(batch_size=task.batch_rows, use_threads=False):
+                    rejected.write_batch(batch)
+                    rejected_rows += batch.num_rows
+        offset = 0
+        with pq.ParquetFile(task.raw_scratch) as candidates:
+            for batch in candidates.iter_batches(batch_size=task.batch_rows, use_threads=False):
+                mask = is_dup[offset : offset + batch.num_rows]
+                dup_lines = line_numbers[offset : offset + batch.num_rows][mask]
+                offset += batch.num_rows
+                if not mask.any():
+                    raw.write_batch(batch)
+                    rows += batch.num_rows
+                    continue
+                selected = pa.array(mask)
+                kept = batch.filter(pc.invert(selected))
+                raw.write_batch(kept)
+                rows += kept.num_rows
+                rejected.write_batch(
+                    pa.RecordBatch.from_arrays(
+                        [
+                            pa.array([task.key] * len(dup_lines), pa.string()),
+                            pa.array(dup_lines, pa.int64()),
+                            pa.array([spec.DUPLICATE_MESSAGE_ID] * len(dup_lines), pa.string()),
+                            pa.array(duplicates.detail_of(dup_lines), pa.string()),
+                            batch.column("payload").filter(selected),
+                        ],
+                        schema=REJECTED_EVENTS_SCHEMA,
+                    )
+                )
+                rejected_rows += len(dup_lines)
     return PartResult(
-        rows=stats.rows,
+        rows=rows,
         bytes=fs.get_file_info(task.raw_path).size,
         rejected_rows=rejected_rows,
-        duplicate_rows=duplicate_rows,
-        by_type=dict(stats.by_type),
-        received_outside_day=stats.outside,
-        preview=stats.preview,
+        duplicate_rows=int(is_dup.sum()),
     )
 
 
-def _split(batch: pa.RecordBatch, file: PartFile) -> tuple[pa.RecordBatch, pa.RecordBatch | None]:
-    """The batch's kept rows (raw schema) and its duplicates as rejected rows (or None)."""
-    raw = batch.select(RAW_EVENTS_SCHEMA.names)
-    if file.duplicates is None:
-        return raw, None
-    line_numbers = batch.column("line_number").to_numpy()
-    is_dup = np.isin(line_numbers, file.duplicates.lines, assume_unique=True)
-    if not is_dup.any():
-        return raw, None
-    dup_lines = line_numbers[is_dup]
-    mask = pa.array(is_dup)
-    dups = pa.RecordBatch.from_arrays(
-        [
-            pa.array([file.key] * len(dup_lines), pa.string()),
-            pa.array(dup_lines, pa.int64()),
-            pa.array([spec.DUPLICATE_MESSAGE_ID] * len(dup_lines), pa.string()),
-            pa.array(file.duplicates.detail_of(dup_lines), pa.string()),
-            batch.column("payload").filter(mask),
-        ],
-        schema=REJECTED_EVENTS_SCHEMA,
+def _place(local: str, fs: pafs.FileSystem, target: str) -> None:
+    """Move a finished local scratch file to `target` on the lake's filesystem."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        shutil.move(local, target)  # a rename on the same disk
+        return
+    pafs.copy_files(
+        local, target, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs
     )
-    return raw.filter(pc.invert(mask)), dups
-
-
-class _Stats:
-    """Counts over the kept batches as they are written."""
-
-    def __init__(self, day: date) -> None:
-        self.day = pa.scalar(day, pa.date32())
-        self.rows = 0
-        self.by_type: Counter[str] = Counter()
-        self.outside = 0
-        self.preview: tuple[dict[str, str], ...] = ()
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        self.rows += batch.num_rows
-        for item in pc.value_counts(batch.column("type")).to_pylist():
-            self.by_type[item["values"]] += item["counts"]
-        received_day = pc.cast(batch.column("received_at"), pa.date32())
-        self.outside += pc.sum(pc.not_equal(received_day, self.day)).as_py() or 0
-        if len(self.preview) < PREVIEW_ROWS and batch.num_rows:
-            head: list[dict[str, Any]] = (
-                batch.select(_PREVIEW_COLUMNS)
-                .slice(0, PREVIEW_ROWS - len(self.preview))
-                .to_pylist()
-            )
-            self.preview += tuple(
-                {k: "" if v is None else str(v) for k, v in row.items()} for row in head
-            )
+    Path(local).unlink()

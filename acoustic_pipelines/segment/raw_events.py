@@ -5,14 +5,14 @@ The day is split by archive file across a pool of worker processes (`workers`, d
 
 1. scan (`scan.py`, one task per file, biggest first): each worker streams its file, decodes and
    checks every line (`decode.py`: msgspec's typed partial decode, the exact orjson path for the
-   rest) and writes the file's valid events and rejected lines as scratch Parquet files;
-2. dedupe (`dedupe.py`, in this process): one exact DuckDB pass over the messageIds of every
-   file finds the duplicates (the first by receivedAt wins, then file and line order; a messageId
+   rest) and writes the file's raw part (final Parquet), its dedupe keys and its rejected part;
+2. dedupe (`dedupe.py`, in this process): one exact DuckDB pass over the keys of every file
+   finds the duplicates (the first by receivedAt wins, then file and line order; a messageId
    already accepted on one of the `dedupe_lookback_days` previous days is a duplicate too);
-3. parts (`parts.py`, one task per run of consecutive files): each worker writes one part of the
-   raw dataset without the duplicates and one part of the rejected dataset with the file's
-   rejects and duplicates. Read in name order, the parts hold the same rows in the same order
-   whatever the number of workers.
+3. parts (`parts.py`, one task per file): a file without duplicates has its parts moved into the
+   staged partitions as they are; a file with duplicates has them rewritten without (they join
+   its rejected part). One part per archive file (`part-<file index>.parquet`): read in name
+   order, the parts hold the same rows in the same order whatever the number of workers.
 
 Each worker holds one file's batch at a time (bounded memory for a day or a file of any size);
 only counts and the duplicates' line numbers travel between the processes. Before anything is
@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from acoustic_pipelines.lake import Lake, PartitionNotFound, StagedPartition
@@ -57,17 +58,13 @@ from acoustic_pipelines.segment.archive import (
     list_archive_day,
 )
 from acoustic_pipelines.segment.dedupe import DayDuplicates, IdBatches, find_duplicates
-from acoustic_pipelines.segment.parts import (
-    PREVIEW_ROWS,
-    PartFile,
-    PartResult,
-    PartTask,
-    write_part,
-)
+from acoustic_pipelines.segment.parts import PartResult, PartTask, place_parts
 from acoustic_pipelines.segment.scan import FileScan, FileTask, scan_file
 from acoustic_pipelines.segment.tables import (
     RAW_EVENTS_SCHEMA,
+    RAW_PARQUET_OPTIONS,
     REJECTED_EVENTS_SCHEMA,
+    REJECTED_PARQUET_OPTIONS,
     UNREADABLE_FILES_SCHEMA,
 )
 from acoustic_pipelines.settings import WORKERS_ENV, worker_count
@@ -236,37 +233,35 @@ def ingest_day(
             _write_unreadable(lake, unreadable_stage, unreadable)
             lookback = _lookback(lake, day, dedupe_lookback_days)
             duplicates = find_duplicates(
-                [s.candidates_path for s in scans if s.candidates_path is not None],
+                [s.keys_path for s in scans if s.keys_path is not None],
                 [f.key for f in listing.files],
                 [(d, ids) for d, ids in lookback if ids is not None],
+                day=day,
                 scratch=scratch,
                 threads=processes,
             )
-            parts = _write_parts(
-                pool,
-                lake,
-                raw_stage,
-                rejected_stage,
-                listing,
-                scans,
-                duplicates,
-                processes,
-                batch_rows,
+            parts = _place_parts(
+                pool, lake, raw_stage, rejected_stage, listing, scans, duplicates, batch_rows
             )
         lines_read = sum(s.lines for s in scans)
         rejected_by_reason: Counter[str] = Counter()
         for scan in scans:
             rejected_by_reason.update(scan.rejected_by_reason)
+        accepted = sum(p.rows for p in parts.values())
         _check_accounting(
             lake,
-            raw_files=[raw_stage.file(_part_name(k)) for k in range(len(parts))],
-            rejected_files=[rejected_stage.file(_part_name(k)) for k in range(len(parts))],
+            raw_files=_staged_parts(lake, raw_stage),
+            rejected_files=_staged_parts(lake, rejected_stage),
             lines_read=lines_read,
             invalid=sum(rejected_by_reason.values()),
             duplicates=duplicates.total,
             day=day,
         )
-        accepted = sum(p.rows for p in parts)
+        if accepted != duplicates.kept:
+            raise AccountingError(
+                f"{day}: the dedupe kept {duplicates.kept:,} events but {accepted:,} were "
+                "written — nothing was committed"
+            )
         summary = {
             "lines_read": lines_read,
             "accepted": accepted,
@@ -278,14 +273,11 @@ def ingest_day(
                 (raw_stage, summary),
                 (
                     rejected_stage,
-                    {**summary, "rejected": sum(p.rejected_rows for p in parts)},
+                    {**summary, "rejected": sum(p.rejected_rows for p in parts.values())},
                 ),
                 (unreadable_stage, {"files": len(unreadable)}),
             ]
         )
-    by_type: Counter[str] = Counter()
-    for part in parts:
-        by_type.update(part.by_type)
     report = IngestReport(
         day=day,
         files=len(listing.files),
@@ -298,15 +290,15 @@ def ingest_day(
         duplicates=duplicates.total,
         duplicates_across_days=duplicates.across_days,
         lookback_days_missing=tuple(d for d, ids in lookback if ids is None),
-        events_by_type=dict(sorted(by_type.items())),
+        events_by_type=duplicates.by_type,
         distinct_user_ids=duplicates.distinct_user_ids,
         distinct_anonymous_ids=duplicates.distinct_anonymous_ids,
-        received_outside_day=sum(p.received_outside_day for p in parts),
+        received_outside_day=duplicates.received_outside_day,
         raw_events_uri=lake.partition_uri(RAW_EVENTS, day),
         rejected_events_uri=lake.partition_uri(REJECTED_EVENTS, day),
-        raw_events_bytes=sum(p.bytes for p in parts),
+        raw_events_bytes=sum(p.bytes for p in parts.values()),
         unreadable_files=tuple(unreadable),
-        preview=tuple(row for p in parts for row in p.preview)[:PREVIEW_ROWS],
+        preview=duplicates.preview,
         seconds=time.perf_counter() - started,
         workers=processes,
     )
@@ -397,11 +389,7 @@ def _scan_files(
     return [scans[i] for i in range(len(listing.files))]
 
 
-def _part_name(number: int) -> str:
-    return f"part-{number:05d}.parquet"
-
-
-def _write_parts(
+def _place_parts(
     pool: Executor,
     lake: Lake,
     raw_stage: StagedPartition,
@@ -409,59 +397,50 @@ def _write_parts(
     listing: ArchiveDay,
     scans: Sequence[FileScan],
     duplicates: DayDuplicates,
-    processes: int,
     batch_rows: int,
-) -> list[PartResult]:
-    """Write the day's parts on the pool, one per run of consecutive files of similar size."""
-    files = [
-        PartFile(
-            key=listing.files[s.file_index].key,
-            candidates_path=s.candidates_path,
-            rejected_path=s.rejected_path,
-            duplicates=duplicates.by_file.get(s.file_index),
-        )
-        for s in scans
-    ]
-    runs = _consecutive_runs([s.candidates + 1 for s in scans], processes)
-    futures = [
-        pool.submit(
-            write_part,
+) -> dict[int, PartResult]:
+    """Place every file's parts in the staged partitions on the pool (an empty part for a dataset
+    that would have none, so an empty day reads as empty with its columns)."""
+    width = max(5, len(str(len(scans))))
+    futures = {
+        scan.file_index: pool.submit(
+            place_parts,
             PartTask(
                 lake=lake.location,
-                raw_path=raw_stage.file(_part_name(number)),
-                rejected_path=rejected_stage.file(_part_name(number)),
-                files=tuple(files[start:stop]),
-                day=listing.day,
+                key=listing.files[scan.file_index].key,
+                raw_scratch=scan.raw_path,
+                keys_scratch=scan.keys_path,
+                rejected_scratch=scan.rejected_path,
+                raw_path=raw_stage.file(f"part-{scan.file_index:0{width}d}.parquet"),
+                rejected_path=rejected_stage.file(f"part-{scan.file_index:0{width}d}.parquet"),
+                duplicates=duplicates.by_file.get(scan.file_index),
                 batch_rows=batch_rows,
             ),
         )
-        for number, (start, stop) in enumerate(runs)
-    ]
-    return [future.result() for future in futures]
+        for scan in scans
+        if scan.raw_path is not None or scan.rejected_path is not None
+    }
+    results = {index: future.result() for index, future in futures.items()}
+    for stage, schema, options, has_rows in (
+        (raw_stage, RAW_EVENTS_SCHEMA, RAW_PARQUET_OPTIONS, any(s.raw_path for s in scans)),
+        (
+            rejected_stage,
+            REJECTED_EVENTS_SCHEMA,
+            REJECTED_PARQUET_OPTIONS,
+            any(s.rejected_path for s in scans) or duplicates.total,
+        ),
+    ):
+        if not has_rows:
+            pq.write_table(
+                schema.empty_table(), stage.file(DATA_FILE), filesystem=lake.fs, **options
+            )
+    return results
 
 
-def _consecutive_runs(weights: Sequence[int], count: int) -> list[tuple[int, int]]:
-    """Split indexes 0..len(weights) into at most `count` consecutive runs of similar weight.
-
-    Always at least one run (an empty day gets one empty part).
-    """
-    if len(weights) <= 1 or count <= 1:
-        return [(0, len(weights))]
-    total = sum(weights)
-    runs: list[tuple[int, int]] = []
-    start = done = 0
-    for index, weight in enumerate(weights):
-        done += weight
-        remaining_runs = count - len(runs) - 1
-        if (
-            remaining_runs
-            and done >= total * (len(runs) + 1) / count
-            and len(weights) - index - 1 >= remaining_runs
-        ):
-            runs.append((start, index + 1))
-            start = index + 1
-    runs.append((start, len(weights)))
-    return runs
+def _staged_parts(lake: Lake, stage: StagedPartition) -> list[str]:
+    """The Parquet files written into a staged partition, in name order."""
+    selector = pafs.FileSelector(stage.path, allow_not_found=True)
+    return sorted(i.path for i in lake.fs.get_file_info(selector) if i.path.endswith(".parquet"))
 
 
 def _write_unreadable(lake: Lake, stage: StagedPartition, errors: list[ArchiveReadError]) -> None:

@@ -2,9 +2,11 @@
 
 The file is streamed (1 MB of compressed input and one batch of rows at a time, so a file of any
 size fits in a worker's memory), every line is decoded and checked (`decode.decode_line`), and
-the results are written as two scratch Parquet files: the valid events with their line number
-(`candidates-<file>.parquet`, the input of the dedupe) and the rejected lines with their exact
-reason (`rejected-<file>.parquet`). Only the counts travel back to the parent process.
+the results are written as three scratch Parquet files: the file's part of the raw dataset, in
+its final form (`raw-<file>.parquet`: every valid event, duplicates still in), the same rows'
+dedupe keys (`keys-<file>.parquet`: every column but the payload, with the line number) and the
+file's part of the rejected dataset (`rejected-<file>.parquet`: each rejected line with its exact
+reason). Only the counts travel back to the parent process.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ import pyarrow.parquet as pq
 from acoustic_pipelines.segment.archive import ArchiveFile, ArchiveReadError, read_lines
 from acoustic_pipelines.segment.decode import Rejected, decode_line
 from acoustic_pipelines.segment.tables import (
-    CANDIDATES_SCHEMA,
+    KEYS_PARQUET_OPTIONS,
+    KEYS_SCHEMA,
+    RAW_EVENTS_SCHEMA,
+    RAW_PARQUET_OPTIONS,
     REJECTED_EVENTS_SCHEMA,
-    SCRATCH_PARQUET_OPTIONS,
+    REJECTED_PARQUET_OPTIONS,
     TIMESTAMP,
 )
 from acoustic_pipelines.storage import Location
@@ -74,13 +79,9 @@ class FileScan:
     candidates: int
     rejected_by_reason: dict[str, int]
     unreadable: Unreadable | None
-    candidates_path: str | None  # None when the file has no valid event
+    raw_path: str | None  # None when the file has no valid event
+    keys_path: str | None  # likewise
     rejected_path: str | None  # None when no line was rejected
-
-
-def candidates_path(folder: str, file_index: int) -> str:
-    """The scratch file of one archive file's valid events."""
-    return str(Path(folder) / f"candidates-{file_index:06d}.parquet")
 
 
 def scan_file(task: FileTask) -> FileScan:
@@ -98,10 +99,11 @@ def scan_file(task: FileTask) -> FileScan:
         file_index=task.file_index,
         lines=scan.lines,
         uncompressed_bytes=scan.size + scan.lines,  # + the line breaks
-        candidates=scan.candidates.rows,
+        candidates=scan.raw.rows,
         rejected_by_reason=dict(scan.rejected_by_reason),
         unreadable=unreadable,
-        candidates_path=scan.candidates.path if scan.candidates.rows else None,
+        raw_path=scan.raw.path if scan.raw.rows else None,
+        keys_path=scan.keys.path if scan.raw.rows else None,
         rejected_path=scan.rejected.path if scan.rejected.rows else None,
     )
 
@@ -109,16 +111,17 @@ def scan_file(task: FileTask) -> FileScan:
 class _ScratchWriter:
     """A scratch Parquet file written batch by batch, created only when a row comes."""
 
-    def __init__(self, path: str, schema: pa.Schema) -> None:
+    def __init__(self, path: str, schema: pa.Schema, options: dict[str, Any]) -> None:
         self.path = path
         self.schema = schema
+        self.options = options
         self.rows = 0
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
         """Append one batch."""
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, self.schema, **SCRATCH_PARQUET_OPTIONS)
+            self._writer = pq.ParquetWriter(self.path, self.schema, **self.options)
         self._writer.write_batch(batch)
         self.rows += batch.num_rows
 
@@ -135,12 +138,17 @@ class _FileScanner:
         self.lines = 0
         self.size = 0
         self.rejected_by_reason: Counter[str] = Counter()
-        self.candidates = _ScratchWriter(
-            candidates_path(task.folder, task.file_index), CANDIDATES_SCHEMA
+        folder, number = Path(task.folder), f"{task.file_index:06d}"
+        self.raw = _ScratchWriter(
+            str(folder / f"raw-{number}.parquet"), RAW_EVENTS_SCHEMA, RAW_PARQUET_OPTIONS
+        )
+        self.keys = _ScratchWriter(
+            str(folder / f"keys-{number}.parquet"), KEYS_SCHEMA, KEYS_PARQUET_OPTIONS
         )
         self.rejected = _ScratchWriter(
-            str(Path(task.folder) / f"rejected-{task.file_index:06d}.parquet"),
+            str(folder / f"rejected-{number}.parquet"),
             REJECTED_EVENTS_SCHEMA,
+            REJECTED_PARQUET_OPTIONS,
         )
         self._rows: list[tuple[Any, ...]] = []
         self._rejects: list[tuple[Any, ...]] = []
@@ -170,7 +178,8 @@ class _FileScanner:
             self._flush_rejects()
 
     def close(self) -> None:
-        self.candidates.close()
+        self.raw.close()
+        self.keys.close()
         self.rejected.close()
 
     def _flush_rows(self) -> None:
@@ -180,24 +189,24 @@ class _FileScanner:
         columns = list(zip(*rows, strict=True))
         rows.clear()
         n = len(columns[0])
-        self.candidates.write(
-            pa.RecordBatch.from_arrays(
-                [
-                    pa.array(columns[0], pa.string()),
-                    pa.array(columns[1], pa.string()),
-                    pa.array(columns[2], pa.string()),
-                    pa.array(columns[3], pa.string()),
-                    pa.array(columns[4], pa.string()),
-                    pa.array(columns[5], TIMESTAMP),
-                    pa.array(columns[6], TIMESTAMP),
-                    pa.repeat(pa.scalar(self.task.file.source_id, pa.string()), n),
-                    utf8_array(columns[7]),
-                    pa.array(columns[8], pa.int64()),
-                    pa.repeat(pa.scalar(self.task.file_index, pa.int32()), n),
-                ],
-                schema=CANDIDATES_SCHEMA,
-            )
+        keys = [
+            pa.array(columns[0], pa.string()),
+            pa.array(columns[1], pa.string()),
+            pa.array(columns[2], pa.string()),
+            pa.array(columns[3], pa.string()),
+            pa.array(columns[4], pa.string()),
+            pa.array(columns[5], TIMESTAMP),
+            pa.array(columns[6], TIMESTAMP),
+            pa.repeat(pa.scalar(self.task.file.source_id, pa.string()), n),
+        ]
+        self.raw.write(
+            pa.RecordBatch.from_arrays([*keys, utf8_array(columns[7])], schema=RAW_EVENTS_SCHEMA)
         )
+        where = [
+            pa.array(columns[8], pa.int64()),
+            pa.repeat(pa.scalar(self.task.file_index, pa.int32()), n),
+        ]
+        self.keys.write(pa.RecordBatch.from_arrays(keys + where, schema=KEYS_SCHEMA))
 
     def _flush_rejects(self) -> None:
         rejects = self._rejects

@@ -40,9 +40,12 @@ UNREADABLE_FILES_SCHEMA: Final = pa.schema(
         ("bytes_unread", pa.int64()),
     ]
 )
-# A valid event of one archive file before the dedupe: the raw row, and where it was read.
-CANDIDATES_SCHEMA: Final = RAW_EVENTS_SCHEMA.append(pa.field("line_number", pa.int64())).append(
-    pa.field("file_index", pa.int32())
+# The dedupe keys of one archive file's valid events (its raw part's rows, in the same order):
+# every raw column but the payload, and where each was read.
+KEYS_SCHEMA: Final = (
+    RAW_EVENTS_SCHEMA.remove(RAW_EVENTS_SCHEMA.get_field_index("payload"))
+    .append(pa.field("line_number", pa.int64()))
+    .append(pa.field("file_index", pa.int32()))
 )
 # Dictionary-encode only the repetitive columns and skip min/max statistics of the big texts.
 RAW_PARQUET_OPTIONS: Final[dict[str, Any]] = {
@@ -56,7 +59,7 @@ REJECTED_PARQUET_OPTIONS: Final[dict[str, Any]] = {
     "write_statistics": ["file", "line_number", "reason"],
 }
 # Scratch files live minutes on a local disk: fast compression, no statistics.
-SCRATCH_PARQUET_OPTIONS: Final[dict[str, Any]] = {
+KEYS_PARQUET_OPTIONS: Final[dict[str, Any]] = {
     "compression": "lz4",
     "use_dictionary": ["type", "event", "source_id"],
     "write_statistics": False,

@@ -119,8 +119,8 @@ def test_the_workers_setting_splits_the_day_and_changes_nothing_in_it(
         meta = metadata_of(run(paths, config))
         assert meta["workers"] == workers
         partition = Path(paths[1]) / "segment" / "raw_events" / f"date={PARTITION}"
-        assert len(list(partition.glob("part-*.parquet"))) == workers
-        tables[workers] = pq.read_table(partition), meta["accepted"], meta["duplicates"]
+        parts = sorted(p.name for p in partition.glob("part-*.parquet"))  # one per archive file
+        tables[workers] = pq.read_table(partition), meta["accepted"], meta["duplicates"], parts
     assert tables[1][0].equals(tables[2][0]) and tables[1][1:] == tables[2][1:]
     invalid = run(paths, {"ops": {"segment__raw_events": {"config": {"workers": 0}}}})
     assert not invalid.success
@@ -132,16 +132,17 @@ def test_rematerializing_replaces_the_partition(paths: tuple[str, str]) -> None:
     second = metadata_of(run(paths))
     assert first["accepted"] == second["accepted"] == summary.expected_accepted
     partition = Path(paths[1]) / "segment" / "raw_events" / f"date={PARTITION}"
-    assert sorted(p.name for p in partition.iterdir()) == ["_SUCCESS", "part-00000.parquet"]
-    assert pq.read_table(partition / "part-00000.parquet").num_rows == summary.expected_accepted
+    names = sorted(p.name for p in partition.iterdir())  # one part per archive file, once
+    assert names == ["_SUCCESS", *(f"part-{n:05d}.parquet" for n in range(len(summary.files)))]
+    assert pq.read_table(partition).num_rows == summary.expected_accepted
 
 
 def test_partition_check_fails_on_a_tampered_partition(paths: tuple[str, str]) -> None:
     sample(paths, events=300, seed=8)
     assert run(paths).success
     partition = Path(paths[1]) / "segment" / "raw_events" / f"date={PARTITION}"
-    original = pq.read_table(partition / "part-00000.parquet")
-    pq.write_table(original.slice(0, 5), partition / "part-00001.parquet")  # five duplicated rows
+    original = pq.read_table(partition)
+    pq.write_table(original.slice(0, 5), partition / "part-99999.parquet")  # five duplicated rows
     defs = dg.Definitions(
         assets=[raw_events],
         asset_checks=[raw_events_partition_consistent],

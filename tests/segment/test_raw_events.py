@@ -27,7 +27,6 @@ from acoustic_pipelines.segment.archive import (
     read_lines,
 )
 from acoustic_pipelines.segment.raw_events import (
-    DATA_FILE,
     RAW_EVENTS,
     REJECTED_EVENTS,
     UNREADABLE_FILES,
@@ -337,9 +336,12 @@ def test_archive_and_lake_on_s3(s3_endpoint: str, s3_bucket: str) -> None:
     assert lake.read_partition(RAW_EVENTS, DAY).count_rows() == report.accepted
     again = ingest_day(archive, lake, DAY)
     assert again.accepted == report.accepted
-    assert [p.rsplit("/", 1)[1] for p in lake.parquet_files(RAW_EVENTS, DAY)] == [DATA_FILE]
+    parts = lake.parquet_files(RAW_EVENTS, DAY)  # one per archive file, the first run's replaced
+    assert [p.rsplit("/", 1)[1] for p in parts] == [
+        f"part-{n:05d}.parquet" for n in range(len(sample.files))
+    ]
     assert (
-        pq.ParquetFile(lake.parquet_files(RAW_EVENTS, DAY)[0], filesystem=lake.fs).metadata.num_rows
+        sum(pq.ParquetFile(p, filesystem=lake.fs).metadata.num_rows for p in parts)
         == report.accepted
     )
 
@@ -469,7 +471,8 @@ def test_two_concurrent_ingests_of_one_day_give_exact_counts(
     assert [o.strip() for o in outputs] == [expected, expected]
     lake = Lake(open_location(str(lake_dir)))
     assert lake.read_partition(RAW_EVENTS, DAY).count_rows() == sample.expected_accepted
-    assert len(lake.parquet_files(RAW_EVENTS, DAY)) == 1
+    parts = [p.rsplit("/", 1)[1] for p in lake.parquet_files(RAW_EVENTS, DAY)]
+    assert parts == [f"part-{n:05d}.parquet" for n in range(48)]  # one run's, one per file
     assert leftovers(lake_dir, scratch) == []
 
 
@@ -521,8 +524,8 @@ def test_one_and_two_workers_write_the_same_tables_and_counts(
             for dataset in (RAW_EVENTS, REJECTED_EVENTS, UNREADABLE_FILES)
             for day in (DAY - timedelta(days=1), DAY)
         }
-        parts = len(lake.parquet_files(RAW_EVENTS, DAY))
-        assert parts == workers  # one part per worker, read in order
+        parts = [p.rsplit("/", 1)[1] for p in lake.parquet_files(RAW_EVENTS, DAY)]
+        assert parts == [f"part-{n:05d}.parquet" for n in range(50)]  # one per archive file
         # Everything but the timing, the locations and the Parquet bytes (parts differ).
         same = {"seconds": 0.0, "workers": 0, "raw_events_bytes": 0}
         outputs[workers] = (
