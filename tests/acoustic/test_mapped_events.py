@@ -563,9 +563,9 @@ map_day(
 def test_a_killed_run_stops_its_workers_and_commits_nothing(
     sample_lake: Lake, default_config: PipelineConfig, tmp_path: Path
 ) -> None:
-    (raw_file,) = sample_lake.parquet_files(RAW_EVENTS, DAY)
-    raw = pq.read_table(raw_file, filesystem=sample_lake.fs)
-    pq.write_table(raw, raw_file, filesystem=sample_lake.fs, row_group_size=25)
+    for raw_file in sample_lake.parquet_files(RAW_EVENTS, DAY):  # one per archive file
+        part = pq.read_table(raw_file, filesystem=sample_lake.fs)
+        pq.write_table(part, raw_file, filesystem=sample_lake.fs, row_group_size=25)
     map_day(sample_lake, DAY, default_config.destinations, workers=1)  # a committed day before
     scratch = tmp_path / "scratch"
     scratch.mkdir()
