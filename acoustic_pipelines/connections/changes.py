@@ -191,7 +191,7 @@ class ChangeSet:
                 "FROM snapshot s LEFT JOIN candidates c "
                 "ON c.record_key = s.record_key AND c.kind = 'unchanged' "
                 "ANTI JOIN advanced a ON a.record_key = s.record_key"
-                f") TO {_sql_text(str(partial))} (FORMAT parquet, COMPRESSION zstd)"
+                f") TO {_sql_text(str(partial))} (FORMAT parquet)"
             )
             partial.replace(path)
         finally:
