@@ -607,10 +607,14 @@ def test_a_day_on_s3(
     write_sample_archive(archive, DAY, events=400, bad_rate=0.02, seed=3)
     lake = Lake(open_location(f"s3://{s3_bucket}/lake", s3_endpoint_url=s3_endpoint))
     ingest_day(archive, lake, DAY)
-    first = map_day(lake, DAY, default_config.destinations)
-    second = map_day(lake, DAY, default_config.destinations)
+    first = map_day(lake, DAY, default_config.destinations, workers=1, part_events=100)
+    table = table_of(lake, "acoustic")
+    # Again on 2 worker processes, each opening the lake on S3 itself: the same day.
+    second = map_day(lake, DAY, default_config.destinations, workers=2, part_events=100)
     assert without_timing(second) == without_timing(first)
     assert second.accounting_problems() == []
+    assert len(lake.parquet_files(MAPPED_EVENTS, DAY, "destination=acoustic")) > 1
+    assert table_of(lake, "acoustic").equals(table)
     assert second.destination("acoustic").uri == (
         f"s3://{s3_bucket}/lake/acoustic/mapped_events/date=2026-11-20/destination=acoustic"
     )
