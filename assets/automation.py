@@ -15,16 +15,20 @@ from acoustic_pipelines.connect.exports.ledger import (
     LedgerJob,
 )
 from acoustic_pipelines.connect.sftp import RemoteFileMissingError, SftpError, SftpSession
+from assets.connections import GROUP as CONNECTIONS_GROUP
 from assets.exports import EXPORT_JOBS_KEY, EXPORT_PLAN_KEY, EXPORTED_SIGNALS_KEY
 from resources.exports import AcousticSftpResource, ExportLedgerResource
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-#: Every asset but the collection, which the sensor starts when the files are there.
+#: Every daily asset but the collection, which the sensor starts when the files are there. The
+#: Segment Connections syncs are not daily: each model has its own job and schedule.
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(EXPORTED_SIGNALS_KEY),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.assets(EXPORTED_SIGNALS_KEY)
+    - dg.AssetSelection.groups(CONNECTIONS_GROUP),
     description="One UTC day: raw events, mapped tables, S3 delivery, signal pushes, export jobs.",
 )
 daily_pipeline_schedule = dg.build_schedule_from_partitioned_job(

@@ -1,14 +1,20 @@
-"""Segment Connections (reverse ETL): one asset per warehouse model of the config's `connections:`
-section (`connections/<model>`), each synced on its own schedule.
+"""Segment Connections (reverse ETL): per warehouse model of the config's `connections:` section,
+one step with two assets — `connections/<model>` (the sync) and `connections/<model>_rejected_records`
+(what it could not deliver) — and its own job and schedule. They are not daily-partitioned: a sync
+diffs the model against its last snapshot, it has no day (the daily job leaves them out).
 
 A materialization is one sync: the model's rows diffed against the last snapshot, the changes
 sent to Segment's Tracking API through the model's mappings, the outcomes recorded. Its metadata
 is the sync history the UI plots: extracted/added/updated/deleted/unchanged/rejected rows and,
-per mapping, sent/failed/rejected/given-up messages.
+per mapping, sent/failed/rejected/given-up messages. Syncs of one model never overlap: the step
+holds the model's lease in the ledger database (whatever the instance's pools), and its pool
+(`segment_connections_<model>`, limit 1 by default) keeps a second run queued instead of waiting.
 """
 
 import json
 import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -16,17 +22,27 @@ from pydantic import Field
 
 from acoustic_pipelines.config.connections import ConnectionModelConfig, ConnectionsConfig
 from acoustic_pipelines.config.loading import ConfigError, load_config
+from acoustic_pipelines.connections.rejected import (
+    REJECTED_RECORDS_COLUMNS,
+    REJECTED_RECORDS_SCHEMA,
+    RejectedRecordsWriter,
+)
 from acoustic_pipelines.connections.sender import TrackingApiError
 from acoustic_pipelines.connections.sync import SyncReport, sync_model
+from acoustic_pipelines.connections.sync_lease import hold_sync_lease
 from acoustic_pipelines.connections.warehouse import WarehouseError, read_model
+from acoustic_pipelines.leases import LeaseHeld, LeaseLost
+from assets.catalog import column_schema
 from assets.markdown import markdown_table
 from assets.segment import OWNERS
+from resources import LakeResource
 from resources.connections import SegmentConnectionsResource
 from resources.pipeline_config import PipelineConfigResource
 
 log = logging.getLogger(__name__)
 
 GROUP = "connections"
+REJECTED_SUFFIX = "_rejected_records"
 REJECTIONS_SHOWN = 20
 
 
@@ -73,25 +89,81 @@ def _metadata(report: SyncReport, model: ConnectionModelConfig) -> dict[str, dg.
     return metadata
 
 
-def build_model_asset(model_name: str) -> dg.AssetsDefinition:
-    """The asset syncing one model (its config is read again in each run)."""
+def rejected_records_key(model_name: str) -> dg.AssetKey:
+    """The asset key of a model's rejected and failed records."""
+    return dg.AssetKey([GROUP, f"{model_name}{REJECTED_SUFFIX}"])
 
-    @dg.asset(
-        key=[GROUP, model_name],
-        group_name=GROUP,
-        kinds={"segment", "duckdb"},
-        owners=OWNERS,
+
+def _rejected_metadata(writer: RejectedRecordsWriter) -> dict[str, dg.MetadataValue]:
+    """What the sync could not deliver: how many, by outcome and mapping, and where they are."""
+    metadata: dict[str, dg.MetadataValue] = {
+        "dagster/row_count": dg.MetadataValue.int(writer.count),
+        "rejected_records_path": dg.MetadataValue.path(writer.uri),
+    }
+    for outcome in ("rejected", "failed", "given_up"):
+        metadata[outcome] = dg.MetadataValue.int(writer.by_outcome.get(outcome, 0))
+    metadata["by_mapping"] = dg.MetadataValue.md(
+        markdown_table(
+            [{"mapping": name, "records": f"{n:,}"} for name, n in writer.by_mapping.most_common()]
+        )
+    )
+    return metadata
+
+
+def build_model_asset(model_name: str) -> dg.AssetsDefinition:
+    """The step syncing one model: its sync asset and its rejected records (config read per run)."""
+    sync_key = dg.AssetKey([GROUP, model_name])
+    rejected_key = rejected_records_key(model_name)
+
+    @dg.multi_asset(
+        name=f"{GROUP}__{model_name}",
+        specs=[
+            dg.AssetSpec(
+                sync_key,
+                description=(
+                    f"Segment Connections syncs of the warehouse model `{model_name}`: its added, "
+                    "updated and deleted rows sent as Spec calls to Segment's Tracking API through "
+                    "the model's mappings. Each materialization is one sync; its metadata (rows "
+                    "extracted/added/updated/deleted/unchanged/rejected, per mapping "
+                    "sent/failed/rejected) is the sync history."
+                ),
+                group_name=GROUP,
+                kinds={"segment", "duckdb"},
+                owners=OWNERS,
+                tags={"connections/model": model_name},
+            ),
+            dg.AssetSpec(
+                rejected_key,
+                description=(
+                    f"Records of `{model_name}` a sync did not deliver, with their reasons: rows "
+                    "the diff refused (null or duplicate primary key, too many columns, too big), "
+                    "messages Segment refused (its mapping validation, over 32 KB), and sends that "
+                    "failed or were given up. One Parquet file per sync under "
+                    "`date=<sync day>/` (written by the same step as the sync)."
+                ),
+                group_name=GROUP,
+                kinds={"parquet", "segment"},
+                owners=OWNERS,
+                tags={"connections/model": model_name},
+                skippable=True,  # a dry run writes nothing
+                metadata={
+                    "dagster/column_schema": column_schema(
+                        REJECTED_RECORDS_SCHEMA, REJECTED_RECORDS_COLUMNS
+                    )
+                },
+            ),
+        ],
         pool=sync_pool(model_name),
-        tags={"connections/model": model_name},
+        op_tags={"connections/model": model_name},
     )
     def model_sync(
         context: dg.AssetExecutionContext,
         config: ConnectionSyncConfig,
         pipeline_config: PipelineConfigResource,
         segment_connections: SegmentConnectionsResource,
-    ) -> dg.MaterializeResult:
-        """One Segment Connections sync of this warehouse model: its added, updated and deleted
-        rows sent as Spec calls to Segment's Tracking API through the model's mappings."""
+        lake: LakeResource,
+    ) -> Iterator[dg.MaterializeResult]:
+        """One Segment Connections sync of this model, and the records it could not deliver."""
         connections = pipeline_config.load().connections
         if connections is None:
             raise dg.Failure(
@@ -103,19 +175,35 @@ def build_model_asset(model_name: str) -> dg.AssetsDefinition:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         ledger = segment_connections.sync_ledger()
         warehouse = segment_connections.warehouse(connections)
-        sender = None if config.dry_run else segment_connections.sender(connections)
+        started = datetime.now(UTC)
+        writer = RejectedRecordsWriter(
+            lake.get_lake(), model=model.name, sync_id=context.run.run_id, synced_at=started
+        )
         try:
-            report = sync_model(
-                model,
-                read_model(warehouse, model.sql),
-                ledger=ledger,
-                sender=sender,
-                retry_days=connections.retry_days,
-                reset=config.reset,
-                dry_run=config.dry_run,
-            )
-        except (TrackingApiError, WarehouseError) as exc:
+            with hold_sync_lease(
+                ledger,
+                model.name,
+                label=f"run {context.run.run_id}",
+                wait_seconds=segment_connections.lease_wait_seconds,
+            ) as lease:
+                sender = (
+                    None if config.dry_run else segment_connections.sender(connections, lease=lease)
+                )
+                with writer:
+                    report = sync_model(
+                        model,
+                        read_model(warehouse, model.sql),
+                        ledger=ledger,
+                        sender=sender,
+                        retry_days=connections.retry_days,
+                        reset=config.reset,
+                        dry_run=config.dry_run,
+                        on_rejected=None if config.dry_run else writer,
+                    )
+        except (TrackingApiError, WarehouseError, LeaseLost) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        except LeaseHeld as exc:  # another sync of the model still runs: a later retry succeeds
+            raise dg.Failure(description=str(exc), allow_retries=True) from exc
         context.log.info(
             "%s: %s",
             model_name,
@@ -138,7 +226,9 @@ def build_model_asset(model_name: str) -> dg.AssetsDefinition:
                 ]
             )
         )
-        return dg.MaterializeResult(metadata=metadata)
+        yield dg.MaterializeResult(asset_key=sync_key, metadata=metadata)
+        if not config.dry_run:
+            yield dg.MaterializeResult(asset_key=rejected_key, metadata=_rejected_metadata(writer))
 
     return model_sync
 
@@ -154,7 +244,7 @@ def build_connections(
         asset = build_model_asset(model.name)
         job = dg.define_asset_job(
             f"connections_{model.name}_sync",
-            selection=[asset.key],
+            selection=dg.AssetSelection.assets(*asset.keys),
             tags={"connections/model": model.name},
         )
         assets.append(asset)

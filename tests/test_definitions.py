@@ -1,4 +1,9 @@
-"""The code location loads, and its assets and checks are the ones listed here (renames are deliberate)."""
+"""The code location loads, and its assets and checks are the ones listed here (renames are deliberate).
+
+Every asset is daily-partitioned except the Segment Connections ones (`connections/…`, one sync
+asset and its rejected records per model of the default config): a sync diffs a warehouse model
+against its last snapshot and has no day, so it runs from its own job and schedule, never from
+the daily job or a daily backfill."""
 
 from __future__ import annotations
 
@@ -18,7 +23,13 @@ ASSETS = {
     "connect/export_plan",
     "connect/export_jobs",
     "connect/exported_signals",
+    "connections/customers",
+    "connections/customers_rejected_records",
+    "connections/orders",
+    "connections/orders_rejected_records",
 }
+#: Not daily: Segment Connections syncs (see the module docstring).
+UNPARTITIONED = {key for key in ASSETS if key.startswith("connections/")}
 CHECKS = {
     "segment/raw_events:reject_rate_below_threshold",
     "segment/raw_events:archive_files_readable",
@@ -49,13 +60,33 @@ def test_asset_and_check_keys() -> None:
     assert checks == CHECKS
 
 
-def test_every_asset_is_daily_partitioned_and_catalogued() -> None:
+def test_every_asset_but_the_syncs_is_daily_partitioned_and_every_one_catalogued() -> None:
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition), key
-        assert node.partitions_def.timezone == "UTC"
+        if key.to_user_string() in UNPARTITIONED:
+            assert node.partitions_def is None, key
+        else:
+            assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition), key
+            assert node.partitions_def.timezone == "UTC"
         assert node.owners and node.description and node.group_name == key.path[0], key
+
+
+def test_the_syncs_have_their_own_jobs_and_schedules_and_stay_out_of_the_daily_job() -> None:
+    daily = defs.resolve_job_def("daily_pipeline")
+    selected = {k.to_user_string() for k in daily.asset_layer.executable_asset_keys}
+    assert not selected & UNPARTITIONED and "segment/raw_events" in selected
+    graph = defs.resolve_asset_graph()
+    for model, cron in (("customers", "0 * * * *"), ("orders", "*/15 * * * *")):
+        job = defs.resolve_job_def(f"connections_{model}_sync")
+        assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+            f"connections/{model}",
+            f"connections/{model}_rejected_records",
+        }
+        schedule = defs.resolve_schedule_def(f"connections_{model}_schedule")
+        assert (schedule.job_name, schedule.cron_schedule) == (job.name, cron)
+        node = graph.get(dg.AssetKey(["connections", model]))
+        assert node.pools == {f"segment_connections_{model}"}
 
 
 def test_every_asset_has_code_references_and_every_executable_one_a_code_version() -> None:
@@ -78,6 +109,8 @@ def test_parquet_assets_have_a_column_schema() -> None:
         "acoustic/rejected_events",
         "connect/signal_pushes",
         "connect/rejected_signals",
+        "connections/customers_rejected_records",
+        "connections/orders_rejected_records",
     }
     assert mine <= {k.to_user_string() for k in parquet}
     for key in parquet:
@@ -98,7 +131,8 @@ def test_the_daily_job_has_one_backfill_policy() -> None:
     assert job.backfill_policy == dg.BackfillPolicy.single_run()
     graph = defs.resolve_asset_graph()
     for key in graph.materializable_asset_keys:
-        assert graph.get(key).backfill_policy == dg.BackfillPolicy.single_run(), key
+        if key.to_user_string() not in UNPARTITIONED:  # a sync is never backfilled
+            assert graph.get(key).backfill_policy == dg.BackfillPolicy.single_run(), key
 
 
 def test_steps_that_call_s3_or_connect_retry_transient_errors_with_backoff_and_jitter() -> None:

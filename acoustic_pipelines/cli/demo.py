@@ -1,5 +1,12 @@
 """`acoustic-pipelines demo`: a sample day through every asset on the sandbox, then what the day
-left where, why rows were rejected, and the commands that open the outputs."""
+left where, why rows were rejected, and the commands that open the outputs.
+
+The whole loop runs: a sample warehouse (customers, subscriptions, orders) is synced by Segment
+Connections to the Tracking API stand-in, which writes what it accepts into the day's Segment
+archive; then the day's assets read that archive with the sample's events, so rows that started
+in the warehouse arrive at Acoustic. Everything runs through Dagster (one run for the syncs,
+one for the day), as the UI or the daemon would run it.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +23,19 @@ from acoustic_pipelines.cli.instance import dagster_home, prepare_instance
 from acoustic_pipelines.cli.output import load_config_or_report, plural, print_sample
 from acoustic_pipelines.cli.pools import dead_slot_holders
 from acoustic_pipelines.config.loading import PipelineConfig
+from acoustic_pipelines.lake import Lake, PartitionNotFound
 from acoustic_pipelines.sandbox.environment import (
     S3_SUBFOLDER,
+    SANDBOX_SOURCE_ID,
     sandbox_environment,
     uses_real_acoustic,
 )
 from acoustic_pipelines.segment.sample import write_sample_archive
-from acoustic_pipelines.storage import open_location
+from acoustic_pipelines.storage import StorageError, open_location
 
+#: The Segment Connections assets' group and the suffix of their rejected-records assets.
+CONNECTIONS_GROUP = "connections"
+REJECTED_SUFFIX = "_rejected_records"
 DEMO_EVENTS = 20_000
 DEMO_BAD_RATE = 0.005
 SANDBOX_SUBFOLDER = "_sandbox"  # in a local lake: kept and removed with the ledgers
@@ -108,28 +120,137 @@ def run_demo(args: argparse.Namespace) -> int:
         if sandboxed:
             saved = dict(os.environ)  # the sandbox's variables end with the demo
             stack.callback(lambda: (os.environ.clear(), os.environ.update(saved)))
-            os.environ.update(stack.enter_context(sandbox_environment(config, folder=folder)))
+            os.environ.update(
+                stack.enter_context(sandbox_environment(config, folder=folder, received_day=day))
+            )
             print(f"S3 sandbox: {os.environ[settings.ACOUSTIC_S3_ENDPOINT_ENV]}")
             print(f"Connect sandbox: {os.environ[settings.ACOUSTIC_CONNECT_ENDPOINT_ENV]}")
+            if config.connections is not None:
+                print(
+                    f"Tracking API sandbox: {os.environ[settings.SEGMENT_TRACKING_API_ENDPOINT_ENV]}"
+                    f" (warehouse {os.environ[config.connections.warehouse_env]})"
+                )
+        syncs = _sync_connections(defs, config, instance)
+        if syncs is not None and not syncs.success:
+            _print_outputs(syncs)
+            print(
+                f"demo run {syncs.run_id} (the syncs) failed; see the logs above", file=sys.stderr
+            )
+            return 1
         result = _materialize_day(dg, defs, day, instance)
+    if syncs is not None:
+        _print_outputs(syncs)
     _print_outputs(result)
     if not result.success:
         print(f"demo run {result.run_id} failed; see the logs above", file=sys.stderr)
         return 1
+    if syncs is not None and sandboxed:
+        _print_loop(syncs, day)
     _print_rejects(result, day, args.bad_rate)
     _print_where(day, config, folder if sandboxed else None)
     return 0
 
 
-def _materialize_day(dg: Any, defs: Any, day: date, instance: Any) -> Any:
-    """Run every asset of the code location for one day, in process."""
+_LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def _connection_keys(defs: Any) -> list[Any]:
+    """The Segment Connections assets of the code location (not daily: synced first)."""
+    graph = defs.resolve_asset_graph()
+    return sorted(
+        (k for k in graph.materializable_asset_keys if k.path[0] == CONNECTIONS_GROUP),
+        key=lambda k: k.path,
+    )
+
+
+def _sync_connections(defs: Any, config: PipelineConfig, instance: Any) -> Any | None:
+    """One sync of every Segment Connections model, in one run (None: nothing to sync)."""
+    keys = _connection_keys(defs)
+    if not keys or config.connections is None:
+        return None
+    missing = [
+        name
+        for name in (config.connections.write_key_env, config.connections.warehouse_env)
+        if not os.environ.get(name)
+    ]
+    if missing:
+        print(f"Segment Connections: not synced ({', '.join(missing)} not set)")
+        return None
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(
+        asset_selection=keys, instance=instance, raise_on_error=False, run_config=_LOG_CONFIG
+    )
+
+
+def _materialize_day(dg: Any, defs: Any, day: date, instance: Any) -> Any:
+    """Run every daily asset of the code location for one day, in process."""
+    job = defs.resolve_implicit_global_asset_job_def()
+    graph = defs.resolve_asset_graph()
+    daily = [k for k in graph.materializable_asset_keys if graph.get(k).partitions_def is not None]
+    return job.execute_in_process(
         partition_key=day.isoformat(),
+        asset_selection=daily,
         instance=instance,
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        run_config=_LOG_CONFIG,
     )
+
+
+def _loop_counts(day: date) -> tuple[int, int] | None:
+    """(raw_events rows the Tracking API sandbox's source gave the day, their mapped rows)."""
+    lake = Lake(open_location(settings.lake_location(), s3_endpoint_url=settings.s3_endpoint_url()))
+    try:
+        ids: set[str] = set()
+        for batch in lake.iter_batches(
+            "segment/raw_events", day, columns=["message_id", "source_id"]
+        ):
+            for message_id, source in zip(
+                batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
+            ):
+                if source == SANDBOX_SOURCE_ID:
+                    ids.add(message_id)
+        mapped = sum(
+            sum(1 for message_id in batch.column(0).to_pylist() if message_id in ids)
+            for destination in lake.subfolders("acoustic/mapped_events", day)
+            for batch in lake.iter_batches(
+                "acoustic/mapped_events", day, subpath=destination, columns=["message_id"]
+            )
+        )
+    except (PartitionNotFound, StorageError):
+        return None
+    return len(ids), mapped
+
+
+def _print_loop(syncs: Any, day: date) -> None:
+    """Warehouse rows → Spec calls accepted → raw_events → mapped_events, from the outputs."""
+    found = _materializations(syncs)
+    models = [m for k, m in found.items() if not k.endswith(REJECTED_SUFFIX)]
+    rows = sum(m.get("extracted", 0) for m in models)
+    changed = sum(m.get("added", 0) + m.get("updated", 0) + m.get("deleted", 0) for m in models)
+    sent = sum(v for m in models for k, v in m.items() if k.endswith("/sent"))
+    refused = sum(
+        m.get("rejected", 0) + m.get("given_up", 0) + m.get("failed", 0)
+        for k, m in found.items()
+        if k.endswith(REJECTED_SUFFIX)
+    )
+    counts = _loop_counts(day)
+    kept = ", ".join(
+        k
+        for k, m in found.items()
+        if k.endswith(REJECTED_SUFFIX)
+        and sum(m.get(o, 0) for o in ("rejected", "failed", "given_up"))
+    )
+    print(f"\nwarehouse → Segment Connections → archive → Acoustic ({day}):")
+    print(f"  {rows:,} warehouse rows, {changed:,} changed since the last sync")
+    print(
+        f"  → {sent:,} Spec calls accepted by the Tracking API"
+        + (f" ({refused:,} not delivered, kept with their reasons in {kept})" if refused else "")
+    )
+    if counts is not None:
+        in_raw, in_mapped = counts
+        earlier = " (this sync's and earlier syncs' of the day)" if in_raw != sent else ""
+        print(f"  → {in_raw:,} calls from Segment Connections in segment/raw_events{earlier}")
+        print(f"  → {in_mapped:,} of them in acoustic/mapped_events")
 
 
 def _materializations(result: Any) -> dict[str, dict[str, Any]]:
@@ -147,9 +268,10 @@ def _print_outputs(result: Any) -> None:
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
         metadata = {key: value.value for key, value in materialization.metadata.items()}
-        print(f"  {materialization.asset_key.to_user_string()} [{materialization.partition}]")
+        day = f" [{materialization.partition}]" if materialization.partition else ""
+        print(f"  {materialization.asset_key.to_user_string()}{day}")
         for key, value in metadata.items():
-            if key.endswith(("_path", "/manifest")) or key in _SHOWN_COUNTS:
+            if key.endswith(("_path", "/manifest", "/sent")) or key in _SHOWN_COUNTS:
                 print(f"    {key}: {value:,}" if isinstance(value, int) else f"    {key}: {value}")
     for evaluation in result.get_asset_check_evaluations():
         status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
@@ -157,6 +279,10 @@ def _print_outputs(result: Any) -> None:
 
 
 _SHOWN_COUNTS = (
+    "extracted",
+    "added",
+    "updated",
+    "deleted",
     "lines_read",
     "accepted",
     "rejected",

@@ -107,8 +107,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser(
         "sandbox",
-        help="serve the local stand-ins (S3 access point, Connect API, SFTP) on 127.0.0.1, "
-        "around COMMAND if given",
+        help="serve the local stand-ins (S3 access point, Connect API, SFTP, Segment's Tracking "
+        "API with a sample warehouse) on 127.0.0.1, around COMMAND if given",
     )
     sandbox.add_argument("--config", default=None, help=config_help)
     sandbox.add_argument(
@@ -133,6 +133,14 @@ def _parser() -> argparse.ArgumentParser:
         choices=TIERS,
         default="ultimate",
         help="the Connect subscription tier: the signal types it accepts (default ultimate)",
+    )
+    sandbox.add_argument(
+        "--received-day",
+        type=_date,
+        default=None,
+        help="Segment Connections: the Tracking API stamps receivedAt on this UTC day (so the "
+        "calls land in that day of the archive) and the sample warehouse is that day's "
+        "(default: now)",
     )
     sandbox.add_argument(
         "command", nargs=argparse.REMAINDER, help="run this with the sandbox's environment set"
@@ -170,6 +178,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         folder=args.dir or sandbox_folder(),
         tier=args.tier,
         export_delay=args.export_delay,
+        received_day=args.received_day,
     ) as environment:
         for name, value in environment.items():
             print(f"export {name}={shlex.quote(value)}", flush=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from acoustic_pipelines import settings
 from acoustic_pipelines.config.loading import PipelineConfig
+from acoustic_pipelines.connections.sample import write_sample_warehouse
 from acoustic_pipelines.sandbox.connect.server import SANDBOX_API_KEY, serve_connect
 from acoustic_pipelines.sandbox.s3 import serve_s3
 from acoustic_pipelines.sandbox.sftp_server import client_settings, serve_sftp
@@ -18,6 +20,8 @@ from acoustic_pipelines.sandbox.tracking_api import serve_tracking_api
 SANDBOX_APP_KEY = "sandbox-app-key"
 SANDBOX_WRITE_KEY = "sandbox-write-key"
 SANDBOX_SOURCE_ID = "retl_sandbox"
+#: The sample warehouse the sandbox writes in its folder when the warehouse variable is unset.
+WAREHOUSE_FILE = "warehouse.duckdb"
 #: Where, in the sandbox's folder, the S3 buckets are saved when it stops (`<bucket>/<key>`).
 S3_SUBFOLDER = "s3"
 
@@ -44,6 +48,7 @@ def sandbox_environment(
     folder: Path | None = None,
     tier: str = "ultimate",
     export_delay: float = 0.0,
+    received_day: date | None = None,
 ) -> Iterator[dict[str, str]]:
     """Serve the sandbox on 127.0.0.1 for `config`'s destinations; yield the variables to set.
 
@@ -54,6 +59,11 @@ def sandbox_environment(
     is registered through the sandbox's `updatePublicKeyForConnectUser` and its host key is
     pinned in a known-hosts file beside it. Export jobs complete `export_delay` seconds after
     they are submitted.
+
+    With a `connections:` section, Segment's Tracking API is served too: what it accepts is
+    written into the Segment archive (`$ACOUSTIC_PIPELINES_ARCHIVE`), stamped `receivedAt` on
+    `received_day` when given (the demo's day; else now). Unless the config's warehouse variable
+    is already set, a sample warehouse for that day is written in `folder` and named by it.
     """
     aliases = sorted({d.access_point_alias for d in config.destinations})
     with ExitStack() as stack:
@@ -82,12 +92,18 @@ def sandbox_environment(
                     archive=Path(archive) if "://" not in archive else folder / "archive",
                     write_key=SANDBOX_WRITE_KEY,
                     source_id=SANDBOX_SOURCE_ID,
+                    clock=_clock(received_day),
                 )
             )
             tracking = {
                 settings.SEGMENT_TRACKING_API_ENDPOINT_ENV: api.endpoint,
                 config.connections.write_key_env: SANDBOX_WRITE_KEY,
             }
+            warehouse_env = config.connections.warehouse_env
+            if not os.environ.get(warehouse_env):
+                day = received_day or datetime.now(UTC).date()
+                sample = write_sample_warehouse(folder / WAREHOUSE_FILE, day)
+                tracking[warehouse_env] = str(sample.path)
         yield {
             settings.ACOUSTIC_S3_ENDPOINT_ENV: s3.endpoint_url,
             settings.ACOUSTIC_S3_ACCESS_KEY_ENV: s3.access_key,
@@ -103,3 +119,17 @@ def sandbox_environment(
             config.signals.app_key_env: SANDBOX_APP_KEY,
             **tracking,
         }
+
+
+def _clock(day: date | None) -> Callable[[], datetime]:
+    """Now, or a time on `day` that moves on with the clock from 12:00 UTC (within the day)."""
+    if day is None:
+        return lambda: datetime.now(UTC)
+    started = datetime.now(UTC)
+    noon = datetime.combine(day, time(12), tzinfo=UTC)
+    last = datetime.combine(day, time(23, 59, 59, 999_000), tzinfo=UTC)
+
+    def clock() -> datetime:
+        return min(noon + (datetime.now(UTC) - started), last)
+
+    return clock

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import re
 import subprocess
@@ -77,7 +79,7 @@ def test_demo_runs_every_asset_and_prints_outputs(
     assert "demo day: 2026-11-20" in out
     assert "segment/raw_events [2026-11-20]" in out
     assert "segment/raw_events/date=2026-11-20" in out
-    assert "lines_read: 600" in out
+    assert "wrote 600 lines" in out  # and the sync's calls: lines_read is checked below
     assert (tmp_path / "lake" / "segment" / "raw_events" / "date=2026-11-20" / "_SUCCESS").is_file()
     # The rejects are explained: anonymous events have no recipient.
     assert "why rows were rejected" in out
@@ -88,6 +90,7 @@ def test_demo_runs_every_asset_and_prints_outputs(
     assert (saved / "DemoOrg_Prod_2026_11_20_manifest.json").is_file()
     assert (saved / "DemoOrg_Prod_2026_11_20_0001.csv").stat().st_size > 0
     assert "ls -l lake/_sandbox/s3/*/" in out
+    _check_the_loop(out, tmp_path, date(2026, 11, 20))
     # The README's inspection commands work on the day the demo used.
     for command in _readme_inspection_commands():
         command = command.replace("python ", f"{sys.executable} ", 1)
@@ -100,6 +103,75 @@ def test_demo_runs_every_asset_and_prints_outputs(
         )
         assert done.returncode == 0, (command, done.stderr)
         assert done.stdout.strip(), command
+
+
+def _loop_line(out: str, pattern: str) -> list[int]:
+    """The numbers of the loop's output line matching `pattern` (its groups)."""
+    found = re.search(pattern, out, re.MULTILINE)
+    assert found, (pattern, out[out.find("warehouse →") :])
+    return [int(group.replace(",", "")) for group in found.groups()]
+
+
+def _check_the_loop(out: str, root: Path, day: date) -> None:
+    """The printed loop, warehouse → Tracking API → raw_events → mapped_events, against what the
+    demo left: the warehouse file, the archive the sandbox wrote, the lake's datasets."""
+    import duckdb
+    import pyarrow.dataset as ds
+
+    from acoustic_pipelines.config.loading import load_config
+
+    models = load_config(REPO_ROOT / "config" / "pipeline.yaml").connections
+    assert models is not None
+    with duckdb.connect(
+        str(root / "lake" / "_sandbox" / "warehouse.duckdb"), read_only=True
+    ) as con:
+        rows = sum(
+            con.execute(f"SELECT count(*) FROM ({m.sql})").fetchone()[0] for m in models.models
+        )
+    archived = [
+        json.loads(line)
+        for path in (root / "archive" / "segment-logs" / "retl_sandbox" / day_folder(day)).glob(
+            "*.gz"
+        )
+        for line in gzip.decompress(path.read_bytes()).splitlines()
+    ]
+    rejected = ds.dataset(
+        [str(p) for p in (root / "lake" / "connections").glob("*_rejected_records/*/*.parquet")]
+    ).count_rows()
+    raw = ds.dataset(root / "lake" / "segment" / "raw_events" / f"date={day}").to_table(
+        columns=["message_id", "source_id"]
+    )
+    from_connections = {
+        m
+        for m, s in zip(raw["message_id"].to_pylist(), raw["source_id"].to_pylist(), strict=True)
+        if s == "retl_sandbox"
+    }
+    mapped = (
+        ds.dataset(
+            root / "lake" / "acoustic" / "mapped_events" / f"date={day}", partitioning="hive"
+        )
+        .to_table(columns=["message_id"])["message_id"]
+        .to_pylist()
+    )
+
+    assert _loop_line(
+        out, r"^  ([\d,]+) warehouse rows, ([\d,]+) changed since the last sync$"
+    ) == [
+        rows,
+        rows,
+    ]
+    sent, kept = _loop_line(
+        out, r"^  → ([\d,]+) Spec calls accepted by the Tracking API \(([\d,]+) not delivered"
+    )
+    assert (sent, kept) == (len(archived), rejected) and sent + kept == rows and kept > 0
+    assert {m["messageId"] for m in archived} == from_connections
+    assert _loop_line(out, r"^    lines_read: ([\d,]+)$") == [600 + len(archived)]
+    assert _loop_line(
+        out, r"^  → ([\d,]+) calls from Segment Connections in segment/raw_events$"
+    ) == [len(from_connections)]
+    in_mapped = sum(1 for m in mapped if m in from_connections)
+    assert _loop_line(out, r"^  → ([\d,]+) of them in acoustic/mapped_events$") == [in_mapped]
+    assert in_mapped == sent  # every call the warehouse gave has a recipient: each maps to a row
 
 
 def test_a_second_demo_serves_the_saved_deliveries_again(tmp_path: Path) -> None:
