@@ -155,6 +155,7 @@ def build_model_asset(model_name: str) -> dg.AssetsDefinition:
         ],
         pool=sync_pool(model_name),
         op_tags={"connections/model": model_name},
+        can_subset=True,  # one sync writes both; the selected ones are recorded
     )
     def model_sync(
         context: dg.AssetExecutionContext,
@@ -226,8 +227,9 @@ def build_model_asset(model_name: str) -> dg.AssetsDefinition:
                 ]
             )
         )
-        yield dg.MaterializeResult(asset_key=sync_key, metadata=metadata)
-        if not config.dry_run:
+        if sync_key in context.selected_asset_keys:
+            yield dg.MaterializeResult(asset_key=sync_key, metadata=metadata)
+        if rejected_key in context.selected_asset_keys and not config.dry_run:
             yield dg.MaterializeResult(asset_key=rejected_key, metadata=_rejected_metadata(writer))
 
     return model_sync

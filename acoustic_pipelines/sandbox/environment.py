@@ -49,6 +49,7 @@ def sandbox_environment(
     tier: str = "ultimate",
     export_delay: float = 0.0,
     received_day: date | None = None,
+    archive: str | None = None,
 ) -> Iterator[dict[str, str]]:
     """Serve the sandbox on 127.0.0.1 for `config`'s destinations; yield the variables to set.
 
@@ -61,7 +62,7 @@ def sandbox_environment(
     they are submitted.
 
     With a `connections:` section, Segment's Tracking API is served too: what it accepts is
-    written into the Segment archive (`$ACOUSTIC_PIPELINES_ARCHIVE`), stamped `receivedAt` on
+    written into the Segment archive (`archive`, default `$ACOUSTIC_PIPELINES_ARCHIVE`), stamped `receivedAt` on
     `received_day` when given (the demo's day; else now). Unless the config's warehouse variable
     is already set, a sample warehouse for that day is written in `folder` and named by it.
     """
@@ -86,7 +87,7 @@ def sandbox_environment(
         tracking: dict[str, str] = {}
         if config.connections is not None:
             # Segment Connections' Tracking API: what it accepts lands in the local archive.
-            archive = settings.archive_location()
+            archive = archive or settings.archive_location()
             api = stack.enter_context(
                 serve_tracking_api(
                     archive=Path(archive) if "://" not in archive else folder / "archive",

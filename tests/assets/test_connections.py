@@ -194,3 +194,21 @@ def test_a_sync_waits_for_another_sync_of_the_model_then_fails_naming_it(
     assert sandbox.messages() == [] and ledger.sends("customers") == []
     after = dg.materialize([assets[0]], resources=resources)
     assert after.asset_materializations_for_node(SYNC)[0].metadata["Traits/sent"].value == 6
+
+
+def test_materializing_the_sync_alone_still_writes_its_rejected_records(
+    config_file: Path, sandbox: TrackingApiSandbox, tmp_path: Path
+) -> None:
+    """As the UI's "Materialize" on `connections/customers` alone: one sync, both written."""
+    assets, _, _ = build_connections(load_config(config_file).connections)
+    result = dg.materialize(
+        [assets[0]],
+        resources=_resources(config_file, tmp_path),
+        selection=[dg.AssetKey(["connections", "customers"])],
+    )
+    assert [m.asset_key.to_user_string() for m in result.get_asset_materialization_events()] == [
+        "connections/customers"
+    ]
+    files = list((tmp_path / "lake" / "connections").glob("customers_rejected_records/*/*.parquet"))
+    assert [row["record_key"] for row in pq.read_table(files[0]).to_pylist()] == ["6"]
+    assert len(sandbox.messages()) == 6

@@ -4,6 +4,7 @@ or Segment's refusal; unknown models and keys are reported on stderr with exit c
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from acoustic_pipelines.cli.main import main
+from acoustic_pipelines.connections.sample import GUEST_EVERY, write_sample_warehouse
 
 
 @pytest.fixture
@@ -96,3 +98,24 @@ def test_errors(
 ) -> None:
     assert main(["connections", "test-mapping", "--config", config_file, *args]) == 1
     assert error in capsys.readouterr().err
+
+
+def test_the_default_config_on_the_sample_warehouse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped models on the demo's warehouse: a customer's identify call with every trait,
+    and a guest order (no customer id) refused with Segment's reason."""
+    sample = write_sample_warehouse(tmp_path / "warehouse.duckdb", date(2026, 11, 20))
+    monkeypatch.setenv("ACOUSTIC_PIPELINES_WAREHOUSE", str(sample.path))
+    monkeypatch.delenv("ACOUSTIC_PIPELINES_CONFIG", raising=False)
+    assert main(["connections", "test-mapping", "--model", "customers", "--id", "c-0042"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("== Customer Traits (sendIdentify, sends added_or_updated records)")
+    message = json.loads(out[out.index("{") :])
+    assert (message["type"], message["userId"]) == ("identify", "c-0042")
+    assert {"email", "plan", "subscription_status", "lifetime_value"} <= set(message["traits"])
+    guest = f"o-20261120-{GUEST_EVERY:03d}"
+    assert main(["connections", "test-mapping", "--model", "orders", "--id", guest]) == 0
+    out = capsys.readouterr().out
+    assert "== Order Completed (sendTrack, sends added records)" in out
+    assert "rejected: sendTrack: Either `Anonymous ID` or `User ID` must be defined." in out

@@ -44,6 +44,10 @@ class UIProject:
     def ledger_path(self) -> Path:
         return self.lake / settings.EXPORT_LEDGER_FILE
 
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive"
+
     @contextmanager
     def pipeline_config(self, edit: Callable[[dict[str, Any]], None]) -> Iterator[None]:
         """Runs launched inside the block read the shipped config changed by `edit`."""
@@ -76,7 +80,9 @@ def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIProject]:
     config = load_config(config_path)
     with ExitStack() as stack:
         sandbox = stack.enter_context(
-            sandbox_environment(config, folder=root / "sandbox", export_delay=1.0)
+            sandbox_environment(
+                config, folder=root / "sandbox", export_delay=1.0, archive=str(archive)
+            )
         )
         environment = {
             **sandbox,

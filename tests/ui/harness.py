@@ -122,6 +122,25 @@ query Materializations($assetKey: AssetKeyInput!, $partitions: [String!]) {
 }
 """
 
+MATERIALIZATION_METADATA = """
+query MaterializationMetadata($assetKey: AssetKeyInput!) {
+  assetOrError(assetKey: $assetKey) {
+    __typename
+    ... on Asset {
+      assetMaterializations(limit: 100) {
+        runId
+        metadataEntries {
+          label
+          ... on IntMetadataEntry { intValue }
+          ... on BoolMetadataEntry { boolValue }
+          ... on PathMetadataEntry { path }
+        }
+      }
+    }
+  }
+}
+"""
+
 CHECK_EXECUTIONS = """
 query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!, $partition: String) {
   assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, partition: $partition, limit: 50) {
@@ -254,6 +273,23 @@ class DagsterUI:
             raise GraphQLError(f"run not launched: {result}")
         return result["run"]["runId"]
 
+    def launch_job(self, job: str, *, run_config: Mapping[str, Any] | None = None) -> str:
+        """Launch a job from its page ("Materialize all" of an unpartitioned job); the run id."""
+        params = {
+            "selector": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": REPOSITORY,
+                "pipelineName": job,
+            },
+            "mode": "default",
+            "runConfigData": dict(run_config or {}),
+            "executionMetadata": {"tags": UI_TAGS},
+        }
+        result = self.graphql(LAUNCH_RUN, {"executionParams": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise GraphQLError(f"run not launched: {result}")
+        return result["run"]["runId"]
+
     def backfill(self, backfill_id: str) -> dict[str, Any]:
         """The backfill's status, error, runs and per-asset partition counts."""
         result = self.graphql(BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]
@@ -304,6 +340,23 @@ class DagsterUI:
         if result["__typename"] != "Asset":
             return set()
         return {m["partition"] for m in result["assetMaterializations"]}
+
+    def materialization_metadata(self, asset: str) -> dict[str, dict[str, Any]]:
+        """Per run id, the metadata of the asset's materialization in that run (numbers, flags, paths)."""
+        result = self.graphql(MATERIALIZATION_METADATA, {"assetKey": asset_path(asset)})[
+            "assetOrError"
+        ]
+        if result["__typename"] != "Asset":
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        for materialization in result["assetMaterializations"]:
+            entries = {}
+            for entry in materialization["metadataEntries"]:
+                for field_name in ("intValue", "boolValue", "path"):
+                    if field_name in entry:
+                        entries[entry["label"]] = entry[field_name]
+            found[materialization["runId"]] = entries
+        return found
 
     def check_executions(self, asset: str, check: str, partition: str) -> list[dict[str, Any]]:
         """The executions of one check recorded for one partition (newest first)."""
