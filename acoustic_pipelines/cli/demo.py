@@ -248,7 +248,9 @@ def _print_loop(syncs: Any, day: date) -> None:
     )
     if counts is not None:
         in_raw, in_mapped = counts
-        earlier = " (this sync's and earlier syncs' of the day)" if in_raw != sent else ""
+        earlier = ""
+        if in_raw != sent:
+            earlier = " (sent by earlier syncs)" if not sent else " (this sync's and earlier ones')"
         print(f"  → {in_raw:,} calls from Segment Connections in segment/raw_events{earlier}")
         print(f"  → {in_mapped:,} of them in acoustic/mapped_events")
 
@@ -354,6 +356,14 @@ def _print_where(day: date, config: PipelineConfig, folder: Path | None) -> None
         print(
             f"  sqlite3 {ledger} 'select job_name, status, data_job_id, rows, bytes from export_jobs'"
         )
+        for model in config.connections.models if config.connections is not None else []:
+            dataset = Path(lake) / CONNECTIONS_GROUP / f"{model.name}{REJECTED_SUFFIX}"
+            if any(dataset.glob("*/*.parquet")):
+                print(
+                    '  python -c "import pyarrow.dataset as ds; print(ds.dataset('
+                    f"'{dataset}', partitioning='hive').to_table("
+                    "columns=['record_key', 'outcome', 'reason']).to_pandas())\""
+                )
     if folder is not None:
         saved = folder / S3_SUBFOLDER
         files = sorted(p for p in saved.rglob("*") if p.is_file()) if saved.is_dir() else []

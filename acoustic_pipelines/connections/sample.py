@@ -3,8 +3,9 @@
 One DuckDB file, deterministic for a day: the same 200 customers and their subscriptions every
 day, and the orders of the three UTC days ending with that day (50 a day; every 25th a guest
 checkout with no customer, which Segment refuses to track: no user id). A customer's
-`lifetime_value` adds up their orders in the file, so a later day updates the customers who
-ordered since, as a warehouse model of lifetime values would. The file is written aside and
+`lifetime_value` adds up their orders since 2026-01-01 (the table keeps the last three days), so
+a later day updates the customers who ordered since, as a warehouse model of lifetime values
+would. The file is written aside and
 renamed over the old one, so a sync never reads half a warehouse.
 """
 
@@ -25,6 +26,7 @@ CUSTOMERS: Final = 200
 ORDERS_PER_DAY: Final = 50
 ORDER_DAYS: Final = 3
 GUEST_EVERY: Final = 25  # every 25th order is a guest checkout (no customer id)
+HISTORY_START: Final = date(2026, 1, 1)  # lifetime values add up the orders since
 PLANS: Final = (("free", 0.0), ("plus", 9.0), ("pro", 29.0))
 STATUSES: Final = ("active", "active", "active", "trialing", "canceled")
 PRODUCTS: Final = (
@@ -88,33 +90,50 @@ def _subscriptions(customers: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _orders(customers: list[dict[str, Any]], day: date) -> list[dict[str, Any]]:
-    """The orders of the three days ending with `day` (each day's orders depend on it alone)."""
+    """The orders of the three days ending with `day`."""
     found = []
     for back in range(ORDER_DAYS - 1, -1, -1):
-        order_day = day - timedelta(days=back)
-        rng = random.Random(order_day.toordinal())
-        start = datetime.combine(order_day, time())  # UTC, as a warehouse TIMESTAMP
-        for n in range(1, ORDERS_PER_DAY + 1):
-            customer = rng.choice(customers)
-            guest = n % GUEST_EVERY == 0
-            items = [
-                {"product_id": p[0], "name": p[1], "category": p[2], "price": p[3], "quantity": q}
-                for p, q in ((rng.choice(PRODUCTS), rng.randint(1, 3)) for _ in range(2))
-            ]
-            subtotal = round(sum(i["price"] * i["quantity"] for i in items), 2)
-            found.append(
-                {
-                    "order_id": f"o-{order_day:%Y%m%d}-{n:03d}",
-                    "customer_id": None if guest else customer["customer_id"],
-                    "email": f"guest.{n}@example.net" if guest else customer["email"],
-                    "ordered_at": start + timedelta(seconds=rng.randrange(86_400)),
-                    "currency": "USD",
-                    "subtotal": subtotal,
-                    "shipping": 4.95,
-                    "total": round(subtotal + 4.95, 2),
-                    "products": items,
-                }
-            )
+        found.extend(_orders_of(customers, day - timedelta(days=back)))
+    return found
+
+
+def _lifetime_values(customers: list[dict[str, Any]], day: date) -> dict[str, float]:
+    """What each customer spent on every order from HISTORY_START to `day`, the table's included."""
+    spent: dict[str, float] = {}
+    first = min(HISTORY_START, day)
+    for offset in range((day - first).days + 1):
+        for order in _orders_of(customers, first + timedelta(days=offset)):
+            if order["customer_id"] is not None:
+                spent[order["customer_id"]] = spent.get(order["customer_id"], 0.0) + order["total"]
+    return spent
+
+
+def _orders_of(customers: list[dict[str, Any]], order_day: date) -> list[dict[str, Any]]:
+    """One day's orders (they depend on the day alone)."""
+    found = []
+    rng = random.Random(order_day.toordinal())
+    start = datetime.combine(order_day, time())  # UTC, as a warehouse TIMESTAMP
+    for n in range(1, ORDERS_PER_DAY + 1):
+        customer = rng.choice(customers)
+        guest = n % GUEST_EVERY == 0
+        items = [
+            {"product_id": p[0], "name": p[1], "category": p[2], "price": p[3], "quantity": q}
+            for p, q in ((rng.choice(PRODUCTS), rng.randint(1, 3)) for _ in range(2))
+        ]
+        subtotal = round(sum(i["price"] * i["quantity"] for i in items), 2)
+        found.append(
+            {
+                "order_id": f"o-{order_day:%Y%m%d}-{n:03d}",
+                "customer_id": None if guest else customer["customer_id"],
+                "email": f"guest.{n}@example.net" if guest else customer["email"],
+                "ordered_at": start + timedelta(seconds=rng.randrange(86_400)),
+                "currency": "USD",
+                "subtotal": subtotal,
+                "shipping": 4.95,
+                "total": round(subtotal + 4.95, 2),
+                "products": items,
+            }
+        )
     return found
 
 
@@ -129,10 +148,7 @@ def write_sample_warehouse(path: str | Path, day: date) -> SampleWarehouse:
     customers = _customers()
     subscriptions = _subscriptions(customers)
     orders = _orders(customers, day)
-    spent: dict[str, float] = {}
-    for order in orders:
-        if order["customer_id"] is not None:
-            spent[order["customer_id"]] = spent.get(order["customer_id"], 0.0) + order["total"]
+    spent = _lifetime_values(customers, day)
     for customer in customers:
         customer["lifetime_value"] = round(spent.get(customer["customer_id"], 0.0), 2)
     tables = {"customers": customers, "subscriptions": subscriptions, "orders": orders}

@@ -172,6 +172,20 @@ def _check_the_loop(out: str, root: Path, day: date) -> None:
     in_mapped = sum(1 for m in mapped if m in from_connections)
     assert _loop_line(out, r"^  → ([\d,]+) of them in acoustic/mapped_events$") == [in_mapped]
     assert in_mapped == sent  # every call the warehouse gave has a recipient: each maps to a row
+    (command,) = [
+        line.strip()
+        for line in out.splitlines()
+        if line.startswith("  python -c") and "_rejected_records" in line
+    ]
+    shown = subprocess.run(
+        ["bash", "-c", command.replace("python ", f"{sys.executable} ", 1)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("sendTrack: Either") == kept  # the guest orders, with the reason
 
 
 def test_a_second_demo_serves_the_saved_deliveries_again(tmp_path: Path) -> None:
