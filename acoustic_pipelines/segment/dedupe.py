@@ -11,7 +11,7 @@ Across days: a messageId accepted on one of the previous received-days (the look
 own is at least 24 h) is a duplicate too. Each earlier day's committed message ids are streamed
 into DuckDB from the lake (wherever it is) and semi-joined with the day's.
 
-DuckDB keeps its memory under `MEMORY_LIMIT` and spills to the scratch folder beyond it, so the
+DuckDB keeps its memory under `MEMORY_LIMIT` (160 MB) and spills to the scratch folder beyond it, so the
 dedupe of a day of any size runs in bounded memory.
 """
 
@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from acoustic_pipelines.segment.tables import TIMESTAMP
 
-MEMORY_LIMIT = "256MB"
+MEMORY_LIMIT = "160MB"
 PREVIEW_ROWS = 5
 _ID_SCHEMA = pa.schema([("message_id", pa.string())])
 _DAY_MS = 86_400_000
