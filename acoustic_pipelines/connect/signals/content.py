@@ -411,7 +411,8 @@ def validate_signal(signal: Mapping, *, tier: str, path: str = "signal") -> list
         problems.append(_absent(f"{path}.appKey", signal, "appKey", "a non-blank string"))
     elif not (isinstance(app_key, str) and app_key.strip()):
         problems.append(_wrong(f"{path}.appKey", app_key, "a non-blank string"))
-    problems += _check_identity(f"{path}.identifiableAttributes", signal)
+    if not _identity_valid(signal.get("identifiableAttributes")):
+        problems += _check_identity(f"{path}.identifiableAttributes", signal)
     session_id = signal.get("sessionId")
     if session_id is not None and not isinstance(session_id, str):
         problems.append(_wrong(f"{path}.sessionId", session_id, "a string"))
@@ -420,7 +421,7 @@ def validate_signal(signal: Mapping, *, tier: str, path: str = "signal") -> list
         problems.append(_wrong(f"{path}.test", test, "true or false"))
     if signal.get("signalContent") is None:
         problems.append(_absent(f"{path}.signalContent", signal, "signalContent", "a JSON object"))
-    else:
+    elif not _content_valid(signal["signalContent"], tier):
         problems += _check_content(f"{path}.signalContent", signal["signalContent"], tier)
     return problems
 
@@ -430,8 +431,11 @@ def validate_signal(signal: Mapping, *, tier: str, path: str = "signal") -> list
 
 def _surely_valid(signal: Any, tier: str) -> bool:
     """True only when :func:`validate_signal` finds no problem (each check mirrors one above)."""
-    if not isinstance(signal, Mapping) or any(key not in SIGNAL_KEYS for key in signal):
+    if not isinstance(signal, Mapping):
         return False
+    for key in signal:
+        if key not in _SIGNAL_KEY_SET:
+            return False
     app_key = signal.get("appKey")
     if not (isinstance(app_key, str) and app_key.strip()):
         return False
@@ -442,7 +446,34 @@ def _surely_valid(signal: Any, tier: str) -> bool:
         test is not None and not isinstance(test, bool)
     ):
         return False
-    content = signal.get("signalContent")
+    return _content_valid(signal.get("signalContent"), tier)
+
+
+_SIGNAL_KEY_SET = frozenset(SIGNAL_KEYS)
+_IDENTITY_PATTERNS = {key: pattern for key, (pattern, _) in IDENTITY_RULES.items()}
+
+
+def _identity_valid(attrs: Any) -> bool:
+    """True only when :func:`_check_identity` finds no problem in these attributes."""
+    if not isinstance(attrs, Mapping):
+        return False
+    found = None
+    for key, value in attrs.items():
+        pattern = _IDENTITY_PATTERNS.get(key)
+        if pattern is None:
+            return False
+        if value is not None:
+            if found is not None:
+                return False
+            found = (pattern, value)
+    if found is None:
+        return False
+    pattern, value = found
+    return isinstance(value, str) and pattern.match(value) is not None
+
+
+def _content_valid(content: Any, tier: str) -> bool:
+    """True only when :func:`_check_content` finds no problem in this `signalContent`."""
     if not isinstance(content, Mapping):
         return False
     signal_type = content.get("signalType")
@@ -450,28 +481,48 @@ def _surely_valid(signal: Any, tier: str) -> bool:
     return spec is not None and tier in spec.tiers and _object_valid(content, spec)
 
 
-def _identity_valid(attrs: Any) -> bool:
-    if not isinstance(attrs, Mapping) or any(key not in IDENTITY_KEYS for key in attrs):
-        return False
-    given = [key for key in IDENTITY_KEYS if attrs.get(key) is not None]
-    if len(given) != 1:
-        return False
-    value = attrs[given[0]]
-    return isinstance(value, str) and IDENTITY_RULES[given[0]][0].match(value) is not None
-
-
 def _object_valid(obj: Any, spec: SignalType) -> bool:
+    """True only when :func:`_check_object` finds no problem (one compiled check per type)."""
     if not isinstance(obj, Mapping):
         return False
-    for key, kind in spec.required.items():
-        value = obj.get(key)
-        if value is None or not _field_valid(key, value, kind, required=True):
-            return False
-    for key, kind in spec.optional.items():
-        value = obj.get(key)
-        if value is not None and not _field_valid(key, value, kind, required=False):
-            return False
-    return True
+    cached = _COMPILED.get(id(spec))
+    if cached is None or cached[0] is not spec:
+        cached = _COMPILED[id(spec)] = (spec, _compile_object_check(spec))
+    return cached[1](obj)
+
+
+_COMPILED: dict[int, tuple[SignalType, Callable[[Mapping], bool]]] = {}
+
+
+def _compile_object_check(spec: SignalType) -> Callable[[Mapping], bool]:
+    """One function testing every field of a type in turn, as :func:`_field_valid` would.
+
+    Written as Python source and compiled once per type: a straight run of `get`s and type
+    tests, without a call per field (field names are the catalog's, never data).
+    """
+    namespace: dict[str, Any] = {"isfinite": math.isfinite, "_field_valid": _field_valid}
+    lines = ["def check(obj):", "    get = obj.get"]
+    fields = [(key, kind, True) for key, kind in spec.required.items()]
+    fields += [(key, kind, False) for key, kind in spec.optional.items()]
+    for index, (key, kind, required) in enumerate(fields):
+        if not key.isidentifier():
+            raise ValueError(f"field name {key!r} of {spec.name} is not an identifier")
+        rule = VALUE_RULES.get(key)
+        if rule is not None:
+            namespace[f"rule_{index}"] = rule[0]
+        if kind is JsonType.STRING:
+            test = "isinstance(v, str)" + (" and v.strip()" if required else "")
+            test += f" and rule_{index}(v)" if rule is not None else ""
+        elif kind is JsonType.NUMBER and rule is None:
+            test = "isinstance(v, (int, float)) and not isinstance(v, bool) and isfinite(v)"
+        else:
+            namespace[f"kind_{index}"] = kind
+            test = f"_field_valid({key!r}, v, kind_{index}, required={required})"
+        absent = "v is None or " if required else "v is not None and "
+        lines += [f"    v = get({key!r})", f"    if {absent}not ({test}):", "        return False"]
+    lines.append("    return True")
+    exec(compile("\n".join(lines), f"<signal check {spec.name}>", "exec"), namespace)  # noqa: S102
+    return namespace["check"]
 
 
 def _field_valid(name: str, value: Any, kind: JsonType, *, required: bool) -> bool:
