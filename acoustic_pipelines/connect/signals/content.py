@@ -9,6 +9,7 @@ checked for presence, JSON type and, where documented, value.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -269,8 +270,14 @@ def _wrong(path: str, value: Any, expected: str) -> SignalProblem:
     return _problem(path, f"is {_show(value)}", expected)
 
 
+@functools.lru_cache(maxsize=1024)
+def _fixed_problem(path: str, received: str, expected: str) -> SignalProblem:
+    """A problem whose message holds no received value: written once, then shared (frozen)."""
+    return _problem(path, received, expected)
+
+
 def _absent(path: str, obj: Mapping, key: str, expected: str) -> SignalProblem:
-    return _problem(path, "is missing" if key not in obj else "is null", expected)
+    return _fixed_problem(path, "is missing" if key not in obj else "is null", expected)
 
 
 def _has_type(value: Any, kind: JsonType) -> bool:
@@ -364,9 +371,12 @@ def _check_content(path: str, content: Any, tier: str) -> list[SignalProblem]:
     return problems + _check_object(path, content, spec)
 
 
+_EXACTLY_ONE_IDENTITY = "exactly one of " + ", ".join(IDENTITY_KEYS)
+
+
 def _check_identity(path: str, signal: Mapping) -> list[SignalProblem]:
     """`identifiableAttributes`: exactly one of contactKey, email, sms, whatsapp (seed 002)."""
-    expected_one = "exactly one of " + ", ".join(IDENTITY_KEYS)
+    expected_one = _EXACTLY_ONE_IDENTITY
     attrs = signal.get("identifiableAttributes")
     if attrs is None:
         return [_absent(path, signal, "identifiableAttributes", f"an object with {expected_one}")]
@@ -380,7 +390,7 @@ def _check_identity(path: str, signal: Mapping) -> list[SignalProblem]:
     given = [key for key in IDENTITY_KEYS if attrs.get(key) is not None]
     if len(given) != 1:
         received = "has none of them" if not given else "has " + " and ".join(given)
-        problems.append(_problem(path, received, expected_one))
+        problems.append(_fixed_problem(path, received, expected_one))
     for key in given:
         pattern, expected = IDENTITY_RULES[key]
         value = attrs[key]
@@ -393,14 +403,19 @@ def validate_signal(signal: Mapping, *, tier: str, path: str = "signal") -> list
     """Every problem of one `createSignals` signal for a subscription tier; empty when valid."""
     if tier not in TIERS:
         raise ValueError(f"tier {tier!r} is not one of {', '.join(TIERS)}")
-    if _surely_valid(signal, tier):
-        return []  # the common case, decided without writing a path or a message
-    if not isinstance(signal, Mapping):
+    if type(signal) is not dict and not isinstance(signal, Mapping):
         return [
             _wrong(
                 path, signal, "a signal object with appKey, identifiableAttributes, signalContent"
             )
         ]
+    # Each part is first decided without writing a path or a message (the common case: valid);
+    # only a part found wrong goes through the checks that say what is wrong.
+    identity_valid = _identity_valid(signal.get("identifiableAttributes"))
+    content = signal.get("signalContent")
+    content_valid = _content_valid(content, tier)
+    if identity_valid and content_valid and _envelope_valid(signal):
+        return []
     problems = [
         _problem(f"{path}.{key}", "is not a signal field", "one of " + ", ".join(SIGNAL_KEYS))
         for key in signal
@@ -411,7 +426,7 @@ def validate_signal(signal: Mapping, *, tier: str, path: str = "signal") -> list
         problems.append(_absent(f"{path}.appKey", signal, "appKey", "a non-blank string"))
     elif not (isinstance(app_key, str) and app_key.strip()):
         problems.append(_wrong(f"{path}.appKey", app_key, "a non-blank string"))
-    if not _identity_valid(signal.get("identifiableAttributes")):
+    if not identity_valid:
         problems += _check_identity(f"{path}.identifiableAttributes", signal)
     session_id = signal.get("sessionId")
     if session_id is not None and not isinstance(session_id, str):
@@ -419,34 +434,28 @@ def validate_signal(signal: Mapping, *, tier: str, path: str = "signal") -> list
     test = signal.get("test")
     if test is not None and not isinstance(test, bool):
         problems.append(_wrong(f"{path}.test", test, "true or false"))
-    if signal.get("signalContent") is None:
+    if content is None:
         problems.append(_absent(f"{path}.signalContent", signal, "signalContent", "a JSON object"))
-    elif not _content_valid(signal["signalContent"], tier):
-        problems += _check_content(f"{path}.signalContent", signal["signalContent"], tier)
+    elif not content_valid:
+        problems += _check_content(f"{path}.signalContent", content, tier)
     return problems
 
 
 # --- the fast check: the same rules as above, answering only "no problem at all" ---------------
 
 
-def _surely_valid(signal: Any, tier: str) -> bool:
-    """True only when :func:`validate_signal` finds no problem (each check mirrors one above)."""
-    if not isinstance(signal, Mapping):
-        return False
+def _envelope_valid(signal: Mapping) -> bool:
+    """True only when the signal's own fields (keys, appKey, sessionId, test) have no problem."""
     for key in signal:
         if key not in _SIGNAL_KEY_SET:
             return False
     app_key = signal.get("appKey")
     if not (isinstance(app_key, str) and app_key.strip()):
         return False
-    if not _identity_valid(signal.get("identifiableAttributes")):
-        return False
     session_id, test = signal.get("sessionId"), signal.get("test")
-    if (session_id is not None and not isinstance(session_id, str)) or (
-        test is not None and not isinstance(test, bool)
-    ):
-        return False
-    return _content_valid(signal.get("signalContent"), tier)
+    return (session_id is None or isinstance(session_id, str)) and (
+        test is None or isinstance(test, bool)
+    )
 
 
 _SIGNAL_KEY_SET = frozenset(SIGNAL_KEYS)
@@ -455,7 +464,7 @@ _IDENTITY_PATTERNS = {key: pattern for key, (pattern, _) in IDENTITY_RULES.items
 
 def _identity_valid(attrs: Any) -> bool:
     """True only when :func:`_check_identity` finds no problem in these attributes."""
-    if not isinstance(attrs, Mapping):
+    if type(attrs) is not dict and not isinstance(attrs, Mapping):
         return False
     found = None
     for key, value in attrs.items():
@@ -474,7 +483,7 @@ def _identity_valid(attrs: Any) -> bool:
 
 def _content_valid(content: Any, tier: str) -> bool:
     """True only when :func:`_check_content` finds no problem in this `signalContent`."""
-    if not isinstance(content, Mapping):
+    if type(content) is not dict and not isinstance(content, Mapping):
         return False
     signal_type = content.get("signalType")
     spec = SIGNAL_TYPES.get(signal_type) if isinstance(signal_type, str) else None
@@ -483,7 +492,7 @@ def _content_valid(content: Any, tier: str) -> bool:
 
 def _object_valid(obj: Any, spec: SignalType) -> bool:
     """True only when :func:`_check_object` finds no problem (one compiled check per type)."""
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         return False
     cached = _COMPILED.get(id(spec))
     if cached is None or cached[0] is not spec:

@@ -474,7 +474,7 @@ def test_a_signal_passes_the_fast_check_only_when_it_has_no_problem(
     target[key] = copy.deepcopy(value)
     fast = validate_signal(signal, tier=tier)
     with pytest.MonkeyPatch.context() as patched:
-        for shortcut in ("_surely_valid", "_identity_valid", "_content_valid"):
+        for shortcut in ("_envelope_valid", "_identity_valid", "_content_valid"):
             patched.setattr(content, shortcut, lambda *_: False)
         full = validate_signal(signal, tier=tier)
     assert fast == full

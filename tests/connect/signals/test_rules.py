@@ -128,7 +128,7 @@ def _full_validation_only(patched: pytest.MonkeyPatch) -> None:
     """Turn off validate_signal's shortcuts: every signal goes through the message-writing path."""
     from acoustic_pipelines.connect.signals import content
 
-    for shortcut in ("_surely_valid", "_identity_valid", "_content_valid"):
+    for shortcut in ("_envelope_valid", "_identity_valid", "_content_valid"):
         patched.setattr(content, shortcut, lambda *_: False)
 
 
