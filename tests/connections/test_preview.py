@@ -8,12 +8,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import yaml
 
-from acoustic_pipelines.config.loading import parse_config
+from acoustic_pipelines.config.connections import ConnectionModelConfig
 from acoustic_pipelines.connections.changes import detect_changes
 from acoustic_pipelines.connections.preview import preview_record, record_sql
 from acoustic_pipelines.connections.warehouse import read_model
+from tests.connections.models import parse_model
 
 MODEL = {
     "name": "customers",
@@ -51,9 +51,8 @@ def warehouse(tmp_path: Path) -> str:
     return path
 
 
-def model_config():  # type: ignore[no-untyped-def]
-    text = yaml.safe_dump({"destinations": [], "connections": {"models": [MODEL]}})
-    return parse_config(text).connections.models[0]  # type: ignore[union-attr]
+def model_config() -> ConnectionModelConfig:
+    return parse_model(MODEL)
 
 
 def test_each_mapping_message_or_refusal(warehouse: str) -> None:

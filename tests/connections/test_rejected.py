@@ -16,10 +16,8 @@ from typing import Any
 import duckdb
 import orjson
 import pytest
-import yaml
 
 from acoustic_pipelines.config.connections import ConnectionModelConfig
-from acoustic_pipelines.config.loading import parse_config
 from acoustic_pipelines.connections.ledger import SyncLedger
 from acoustic_pipelines.connections.rejected import RejectedRecord
 from acoustic_pipelines.connections.sender import TrackingApiSender
@@ -28,6 +26,7 @@ from acoustic_pipelines.connections.warehouse import read_model
 from acoustic_pipelines.database import open_database
 from acoustic_pipelines.sandbox.connect.faults import Fault
 from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox, serve_tracking_api
+from tests.connections.models import parse_model
 
 WRITE_KEY = "wk_rejected_test"
 NOW = 1_795_132_800.0
@@ -48,10 +47,7 @@ MODEL = {
 
 
 def model_config() -> ConnectionModelConfig:
-    text = yaml.safe_dump({"destinations": [], "connections": {"models": [MODEL]}})
-    connections = parse_config(text, file="test.yaml").connections
-    assert connections is not None
-    return connections.models[0]
+    return parse_model(MODEL)
 
 
 @pytest.fixture

@@ -24,10 +24,8 @@ from typing import Any
 
 import duckdb
 import pytest
-import yaml
 
 from acoustic_pipelines.config.connections import ConnectionModelConfig
-from acoustic_pipelines.config.loading import parse_config
 from acoustic_pipelines.connections.ledger import SyncLedger
 from acoustic_pipelines.connections.sender import BatchOutcome, Outgoing, TrackingApiSender
 from acoustic_pipelines.connections.sync import SyncReport, sync_model
@@ -35,6 +33,7 @@ from acoustic_pipelines.connections.warehouse import read_model
 from acoustic_pipelines.database import open_database
 from acoustic_pipelines.sandbox.connect.faults import Fault
 from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox, serve_tracking_api
+from tests.connections.models import parse_model
 from tests.postgres import new_database, postgres_url  # noqa: F401 (fixture)
 
 WRITE_KEY = "wk_sync_test"
@@ -65,10 +64,7 @@ MODEL = {
 
 
 def model_config() -> ConnectionModelConfig:
-    text = yaml.safe_dump({"destinations": [], "connections": {"models": [MODEL]}})
-    connections = parse_config(text, file="test.yaml").connections
-    assert connections is not None
-    return connections.models[0]
+    return parse_model(MODEL)
 
 
 class Warehouse:
