@@ -100,11 +100,18 @@ def add_instance_commands(commands: Any) -> None:
     release.set_defaults(run=_run_release)
 
 
-def _run_init(_args: argparse.Namespace) -> int:
+def _home_or_say(command: str) -> Path | None:
+    """`$DAGSTER_HOME` for `instance COMMAND`, or None once the problem is printed."""
     try:
-        home = dagster_home()
+        return dagster_home()
     except InstanceError as exc:
-        print(f"instance init: {exc}", file=sys.stderr)
+        print(f"instance {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _run_init(_args: argparse.Namespace) -> int:
+    home = _home_or_say("init")
+    if home is None:
         return 2
     installed = prepare_instance(home)
     source = f"installed {SHIPPED_INSTANCE_CONFIG}" if installed else "kept its dagster.yaml"
@@ -117,10 +124,8 @@ def _run_release(args: argparse.Namespace) -> int:
 
     from acoustic_pipelines.cli.pools import ReleaseError, release_run
 
-    try:
-        home = dagster_home()
-    except InstanceError as exc:
-        print(f"instance release: {exc}", file=sys.stderr)
+    home = _home_or_say("release")
+    if home is None:
         return 2
     with dg.DagsterInstance.from_config(str(home)) as instance:
         try:
@@ -137,10 +142,8 @@ def _run_check(_args: argparse.Namespace) -> int:
 
     from acoustic_pipelines.cli.pools import dead_slot_holders
 
-    try:
-        home = dagster_home()
-    except InstanceError as exc:
-        print(f"instance check: {exc}", file=sys.stderr)
+    home = _home_or_say("check")
+    if home is None:
         return 2
     with dg.DagsterInstance.from_config(str(home)) as instance:
         holders = dead_slot_holders(instance)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from acoustic_pipelines.cli.instance import SHIPPED_INSTANCE_CONFIG
 
@@ -60,13 +61,15 @@ def test_init_keeps_an_existing_instance_config(tmp_path: Path) -> None:
     assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
 
 
-def test_init_needs_dagster_home() -> None:
+@pytest.mark.parametrize("action", [["init"], ["check"], ["release", "some-run-id"]])
+def test_every_instance_command_needs_dagster_home(action: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     result = subprocess.run(
-        [str(BIN / "acoustic-pipelines"), "instance", "init"],
+        [str(BIN / "acoustic-pipelines"), "instance", *action],
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
-    assert result.returncode == 2 and "DAGSTER_HOME is not set" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"instance {action[0]}: DAGSTER_HOME is not set")
