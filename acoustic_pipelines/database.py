@@ -76,6 +76,20 @@ class Database:
             for statement in statements:
                 db.execute(statement)
 
+    def columns(self, table: str, db: Connection | None = None) -> set[str]:
+        """The column names of `table` (empty if it does not exist), read through `db` if given."""
+        if db is None:
+            with self.read() as conn:
+                return self.columns(table, conn)
+        if self.is_postgres:
+            sql = (
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = ?"
+            )
+        else:
+            sql = "SELECT name FROM pragma_table_info(?)"
+        return {str(row[0]) for row in db.execute(sql, (table,)).fetchall()}
+
     def _sqlite_wal(self) -> None:
         """Switch a SQLite file to WAL (readers never wait for the writer), retrying while another
         process switches it: the switch takes its lock without SQLite's busy handler."""

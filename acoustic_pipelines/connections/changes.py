@@ -21,6 +21,12 @@ One pass classifies every record: added, updated, deleted or unchanged; `ChangeS
 then takes note of the records whose sends are recorded, and `write_snapshot` writes the
 snapshot they leave, hashes included, for the next sync.
 
+Versions: each snapshot record carries the number of its committed moves (`version`), and a
+deleted record stays in the snapshot as a tombstone (checksum NULL) keeping its version. A change
+carries the version its move starts from, which goes into the message id (`sync.py`): a row that
+returns to an earlier state (A → B → A), or a key deleted and added again, gets new message ids,
+while a re-run of the same uncommitted move derives the same ones.
+
 Rejected records (kept with their reason, never sent, never put in the snapshot):
 - a null primary key, or a key more than one row has (every such row);
 - a model of more than 512 columns, or with a column name over 128 characters (every row);
@@ -67,24 +73,33 @@ DEFAULT_PAGE_ROWS: Final = 5_000
 DUCKDB_MEMORY_LIMIT: Final = "160MB"
 
 ChangeKind = Literal["added", "updated", "deleted"]
-#: A snapshot file's columns: the record key, its checksum and its row's fast hash.
+#: A snapshot file's columns: the record key, its checksum (null: a tombstone), its row's fast
+#: hash and its version (files written before versions have none: every version is then 0).
 SNAPSHOT_FILE_SCHEMA: Final = pa.schema(
-    [("record_key", pa.string()), ("checksum", pa.string()), ("row_hash", pa.uint64())]
+    [
+        ("record_key", pa.string()),
+        ("checksum", pa.string()),
+        ("row_hash", pa.uint64()),
+        ("version", pa.int64()),
+    ]
 )
 
 
 @dataclass(frozen=True)
 class Change:
-    """One record to act on: its change, record key (JSON text), checksum and columns.
+    """One record to act on: its change, record key (JSON text), checksum, columns and version.
 
     For a deleted record the checksum is the snapshot's and the columns are the primary key
-    alone (the snapshot keeps no other column, as Segment's does not).
+    alone (the snapshot keeps no other column, as Segment's does not). `version` is the record's
+    committed version this move starts from (0 for a key the snapshot never held); committing
+    the move makes it `version + 1`.
     """
 
     kind: ChangeKind
     key: str
     checksum: str
     properties: dict[str, Any]
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,10 +142,10 @@ class ChangeSet:
         cursor = self._connection.cursor()  # its own stream: one pass over the table
         try:
             cursor.execute(
-                "SELECT kind, record_key, checksum, row_json FROM ("
-                "SELECT 0 AS part, n AS position, kind, record_key, checksum, row_json "
+                "SELECT kind, record_key, checksum, row_json, version FROM ("
+                "SELECT 0 AS part, n AS position, kind, record_key, checksum, row_json, version "
                 "FROM candidates WHERE kind IN ('added', 'updated') UNION ALL "
-                "SELECT 1, 0, 'deleted', record_key, checksum, NULL FROM deleted) "
+                "SELECT 1, 0, 'deleted', record_key, checksum, NULL, version FROM deleted) "
                 "ORDER BY part, position, record_key"
             )
             while rows := cursor.fetchmany(page_rows):
@@ -138,10 +153,12 @@ class ChangeSet:
         finally:
             cursor.close()
 
-    def _change(self, kind: ChangeKind, key: str, checksum: str, row_json: str | None) -> Change:
+    def _change(
+        self, kind: ChangeKind, key: str, checksum: str, row_json: str | None, version: int
+    ) -> Change:
         if row_json is None:  # deleted: the snapshot keeps the key alone
-            return Change(kind, key, checksum, {self.primary_key: orjson.loads(key)})
-        return Change(kind, key, checksum, orjson.loads(row_json))
+            return Change(kind, key, checksum, {self.primary_key: orjson.loads(key)}, version)
+        return Change(kind, key, checksum, orjson.loads(row_json), version)
 
     def rejections(self, *, page_rows: int = DEFAULT_PAGE_ROWS) -> Iterator[list[Rejection]]:
         """The rejected rows with their reasons, a page at a time."""
@@ -156,38 +173,45 @@ class ChangeSet:
         finally:
             cursor.close()
 
-    def advance(self, moved: Sequence[tuple[str, str | None]]) -> None:
-        """Take note of records whose snapshot moved: (record key, checksum; None = deleted)."""
+    def advance(self, moved: Sequence[tuple[str, str | None, int]]) -> None:
+        """Take note of records whose snapshot moved: (record key, checksum or None when deleted,
+        the version the move committed)."""
         if not moved:
             return
-        keys, checksums = zip(*moved, strict=True)
+        keys, checksums, versions = zip(*moved, strict=True)
         table = pa.table(
             {
                 "record_key": pa.array(keys, pa.string()),
                 "checksum": pa.array(checksums, pa.string()),
+                "version": pa.array(versions, pa.int64()),
             }
         )
         self._connection.register("moved", table)
         try:
-            self._connection.execute("INSERT INTO advanced SELECT record_key, checksum FROM moved")
+            self._connection.execute(
+                "INSERT INTO advanced SELECT record_key, checksum, version FROM moved"
+            )
         finally:
             self._connection.unregister("moved")
 
     def write_snapshot(self, path: Path) -> None:
         """Write the snapshot the advanced records leave (the one before, moved) to `path`.
 
-        Written beside it first, then renamed: a reader sees the whole file or none.
+        Deleted records stay as tombstones (no checksum, no hash) with their version. Written
+        beside it first, then renamed: a reader sees the whole file or none.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         try:
             self._connection.execute(
-                "COPY (SELECT a.record_key, a.checksum, c.row_hash FROM advanced a "
+                "COPY (SELECT a.record_key, a.checksum, c.row_hash, a.version FROM advanced a "
                 "JOIN candidates c ON c.record_key = a.record_key "
                 "AND c.kind IN ('added', 'updated') AND c.checksum = a.checksum "
                 "UNION ALL "
+                "SELECT record_key, NULL, NULL, version FROM advanced WHERE checksum IS NULL "
+                "UNION ALL "
                 "SELECT s.record_key, s.checksum, "
-                "CASE WHEN c.kind = 'unchanged' THEN c.row_hash ELSE s.row_hash END "
+                "CASE WHEN c.kind = 'unchanged' THEN c.row_hash ELSE s.row_hash END, s.version "
                 "FROM snapshot s LEFT JOIN candidates c "
                 "ON c.record_key = s.record_key AND c.kind = 'unchanged' "
                 "ANTI JOIN advanced a ON a.record_key = s.record_key"
@@ -275,9 +299,9 @@ def detect_changes(
 
     Args:
         batches: the model's rows.
-        snapshot: the last committed snapshot: batches of (record_key, checksum[, row_hash]) —
-            empty on the first sync (everything is added) — or a snapshot file
-            (`ChangeSet.write_snapshot`).
+        snapshot: the last committed snapshot: batches of (record_key, checksum[, row_hash]
+            [, version]; a null or empty checksum is a tombstone) — empty on the first sync
+            (everything is added) — or a snapshot file (`ChangeSet.write_snapshot`).
         primary_key: the column identifying a record.
         workdir: where DuckDB spills past its memory limit (default: a new temporary folder).
 
@@ -304,22 +328,37 @@ def detect_changes(
 
 
 def _load_snapshot(connection: Any, snapshot: Iterable[pa.RecordBatch] | Path) -> None:
-    """The `snapshot` table: record_key, checksum and row_hash (NULL when not known)."""
+    """The `snapshot` table: record_key, checksum (NULL: a tombstone), row_hash (NULL when not
+    known) and version (0 when the source has none: written before versions existed)."""
     connection.execute(
-        "CREATE TABLE snapshot (record_key VARCHAR, checksum VARCHAR, row_hash UBIGINT)"
+        "CREATE TABLE snapshot (record_key VARCHAR, checksum VARCHAR, row_hash UBIGINT, "
+        "version BIGINT)"
     )
-    connection.execute("CREATE TABLE advanced (record_key VARCHAR, checksum VARCHAR)")
+    connection.execute(
+        "CREATE TABLE advanced (record_key VARCHAR, checksum VARCHAR, version BIGINT)"
+    )
     if isinstance(snapshot, Path):
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(snapshot).names
         connection.execute(
-            "INSERT INTO snapshot SELECT record_key, checksum, row_hash "
+            f"INSERT INTO snapshot SELECT {_snapshot_columns(names)} "
             f"FROM read_parquet({_sql_text(str(snapshot))})"
         )
         return
     for part in snapshot:
-        hashed = "row_hash" if "row_hash" in part.schema.names else "NULL"
         connection.register("part", part)
-        connection.execute(f"INSERT INTO snapshot SELECT record_key, checksum, {hashed} FROM part")
+        connection.execute(
+            f"INSERT INTO snapshot SELECT {_snapshot_columns(part.schema.names)} FROM part"
+        )
         connection.unregister("part")
+
+
+def _snapshot_columns(names: Sequence[str]) -> str:
+    """The `snapshot` table's columns from a source with these column names."""
+    hashed = "row_hash" if "row_hash" in names else "NULL"
+    version = "coalesce(version, 0)" if "version" in names else "0"
+    return f"record_key, nullif(checksum, ''), {hashed}, {version}"
 
 
 def _load_rows(
@@ -360,7 +399,7 @@ def _classify(connection: Any, runs: list[tuple[str, pa.Schema, str | None]]) ->
     )
     connection.execute(
         "CREATE TABLE candidates (n BIGINT, record_key VARCHAR, row_hash UBIGINT, "
-        "row_json VARCHAR, checksum VARCHAR, kind VARCHAR, reason VARCHAR)"
+        "row_json VARCHAR, checksum VARCHAR, kind VARCHAR, reason VARCHAR, version BIGINT)"
     )
     extracted = 0
     for table, schema, problem in runs:
@@ -368,13 +407,13 @@ def _classify(connection: Any, runs: list[tuple[str, pa.Schema, str | None]]) ->
         connection.execute(
             "INSERT INTO candidates SELECT n, record_key, row_hash, row_json, checksum, "
             "CASE WHEN reason IS NOT NULL THEN 'rejected' WHEN old IS NULL THEN 'added' "
-            "WHEN old <> checksum THEN 'updated' ELSE 'unchanged' END, reason FROM ("
+            "WHEN old <> checksum THEN 'updated' ELSE 'unchanged' END, reason, version FROM ("
             f"SELECT *, coalesce({_reason_sql(schema, problem)}, "
             "CASE WHEN copies IS NOT NULL THEN 'the primary key ' || record_key || "
             "' is not unique: ' || copies || ' rows have it' END) AS reason, "
             "md5(row_json) AS checksum FROM ("
             "SELECT r.n, r.record_key, r.row_hash, r.row, to_json(r.row)::VARCHAR AS row_json, "
-            "d.copies, s.checksum AS old "
+            "d.copies, s.checksum AS old, coalesce(s.version, 0) AS version "
             f"FROM {table} r LEFT JOIN snapshot s ON s.record_key = r.record_key "
             "LEFT JOIN repeated d ON d.record_key = r.record_key "
             f"WHERE {every_row} OR r.record_key IS NULL OR d.copies IS NOT NULL "
@@ -382,8 +421,8 @@ def _classify(connection: Any, runs: list[tuple[str, pa.Schema, str | None]]) ->
         )
         extracted += _count(connection, f"SELECT count(*) FROM {table}")
     connection.execute(
-        f"CREATE TABLE deleted AS SELECT s.record_key, s.checksum FROM snapshot s "
-        f"ANTI JOIN ({keys}) r ON r.record_key = s.record_key"
+        "CREATE TABLE deleted AS SELECT s.record_key, s.checksum, s.version FROM snapshot s "
+        f"ANTI JOIN ({keys}) r ON r.record_key = s.record_key WHERE s.checksum IS NOT NULL"
     )
     for table, _, _ in runs:
         connection.execute(f"DROP TABLE {table}")

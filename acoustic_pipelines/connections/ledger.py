@@ -4,11 +4,14 @@ Both live in the ledger database (`acoustic_pipelines/database.py`: a SQLite fil
 PostgreSQL server every machine sees by one setting), in the same database so that one
 transaction records what was sent and moves the snapshot for exactly those records:
 
-- `connections_snapshot` (model, record_key, checksum): the last committed state of each record
-  (Segment keeps the same: a record id and a small checksum per row, never the columns).
+- `connections_snapshot` (model, record_key, checksum, version): the last committed state of each
+  record (Segment keeps the same: a record id and a small checksum per row, never the columns)
+  and how many moves of it were committed. A deleted record stays as a tombstone (checksum '')
+  keeping its version, so a key added again never reuses an old message id.
 - `connections_sends` (one row per message: model, record, mapping, change, checksum, outcome,
   reason, attempts, first failure time), keyed by the message id derived from (model, key,
-  checksum, mapping, generation), so a re-run finds what an earlier run already sent.
+  checksum, mapping, generation, the version the record's move starts from), so a re-run finds
+  what an earlier run already sent, and every committed move gets new ids.
 - `connections_models` (model, generation): `reset` raises the generation, which gives every
   record new message ids (Segment would otherwise drop the resend as a duplicate).
 - `connections_snapshot_tokens` (model, token): names the snapshot's committed state. Every
@@ -58,6 +61,7 @@ CREATE TABLE IF NOT EXISTS connections_snapshot (
     model TEXT NOT NULL,
     record_key TEXT NOT NULL,
     checksum TEXT NOT NULL,
+    version BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (model, record_key)
 );
 CREATE TABLE IF NOT EXISTS connections_sends (
@@ -81,10 +85,15 @@ CREATE TABLE IF NOT EXISTS connections_snapshot_tokens (
 """
 FINAL_OUTCOMES: Final = frozenset(("sent", "rejected", "given_up"))
 _LOOKUP_CHUNK: Final = 500
-SNAPSHOT_SCHEMA: Final = pa.schema([("record_key", pa.string()), ("checksum", pa.string())])
+SNAPSHOT_SCHEMA: Final = pa.schema(
+    [("record_key", pa.string()), ("checksum", pa.string()), ("version", pa.int64())]
+)
+#: The checksum of a tombstone in `connections_snapshot` (a real one is an MD5 in hex).
+TOMBSTONE: Final = ""
 
 Outcome = str
-Advance = tuple[str, str, str | None]
+#: A record's committed move: (model, record key, checksum or None when deleted, new version).
+Advance = tuple[str, str, str | None, int]
 
 _UPSERT_SEND: Final = (
     "INSERT INTO connections_sends (message_id, model, record_key, mapping, change, "
@@ -96,17 +105,17 @@ _UPSERT_SEND: Final = (
     "excluded.first_failure_at), updated_at = excluded.updated_at"
 )
 _UPSERT_SNAPSHOT: Final = (
-    "INSERT INTO connections_snapshot (model, record_key, checksum) VALUES (?, ?, ?) "
-    "ON CONFLICT (model, record_key) DO UPDATE SET checksum = excluded.checksum"
+    "INSERT INTO connections_snapshot (model, record_key, checksum, version) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (model, record_key) DO UPDATE SET checksum = excluded.checksum, "
+    "version = excluded.version"
 )
-_DELETE_SNAPSHOT: Final = "DELETE FROM connections_snapshot WHERE model = ? AND record_key = ?"
 
 
 def chain_token(token: str, advance: Iterable[Advance]) -> str:
-    """The snapshot token after moving these records (model, key, checksum or None) from `token`."""
+    """The snapshot token after these moves (model, key, checksum or None, version) from `token`."""
     digest = hashlib.sha256(token.encode("utf-8"))
-    for _model, record_key, checksum in advance:
-        digest.update(f"\x1e{record_key}\x1f{checksum or ''}".encode())
+    for _model, record_key, checksum, version in advance:
+        digest.update(f"\x1e{record_key}\x1f{checksum or ''}\x1f{version}".encode())
     return digest.hexdigest()[:32]
 
 
@@ -151,6 +160,7 @@ class SyncLedger:
             Path(snapshot_cache) if snapshot_cache is not None else _default_cache(database)
         )
         database.create(SCHEMA)
+        _migrate(database)
 
     # -- generations -------------------------------------------------------------------------
 
@@ -182,21 +192,26 @@ class SyncLedger:
     # -- the snapshot ------------------------------------------------------------------------
 
     def snapshot_batches(self, model: str, *, batch_rows: int = 50_000) -> Iterator[pa.RecordBatch]:
-        """The model's snapshot as Arrow batches of (record_key, checksum), a page at a time."""
+        """The model's snapshot as Arrow batches of (record_key, checksum, version), a page at a
+        time; a tombstone (a deleted record's version) has a null checksum."""
         after = ""  # every key is JSON text, never empty: the first page starts above ""
         while True:
             with self.database.read() as db:
                 rows = db.execute(
-                    "SELECT record_key, checksum FROM connections_snapshot "
+                    "SELECT record_key, checksum, version FROM connections_snapshot "
                     "WHERE model = ? AND record_key > ? ORDER BY record_key LIMIT ?",
                     (model, after, batch_rows),
                 ).fetchall()
             if not rows:
                 return
             after = rows[-1][0]
-            keys, checksums = zip(*rows, strict=True)
+            keys, checksums, versions = zip(*rows, strict=True)
             yield pa.RecordBatch.from_arrays(
-                [pa.array(keys, pa.string()), pa.array(checksums, pa.string())],
+                [
+                    pa.array(keys, pa.string()),
+                    pa.array([c or None for c in checksums], pa.string()),
+                    pa.array(versions, pa.int64()),
+                ],
                 schema=SNAPSHOT_SCHEMA,
             )
             if len(rows) < batch_rows:
@@ -239,10 +254,11 @@ class SyncLedger:
                 path.unlink(missing_ok=True)
 
     def snapshot_size(self, model: str) -> int:
-        """How many records the model's snapshot holds."""
+        """How many records the model's snapshot holds (tombstones of deleted ones not counted)."""
         with self.database.read() as db:
             row = db.execute(
-                "SELECT COUNT(*) FROM connections_snapshot WHERE model = ?", (model,)
+                "SELECT COUNT(*) FROM connections_snapshot WHERE model = ? AND checksum <> ?",
+                (model, TOMBSTONE),
             ).fetchone()
         return int(row[0]) if row else 0
 
@@ -269,15 +285,16 @@ class SyncLedger:
         self,
         sends: Iterable[SendRecord],
         *,
-        advance: Iterable[tuple[str, str, str | None]] = (),
+        advance: Iterable[Advance] = (),
         now: float | None = None,
     ) -> None:
         """Record send outcomes and move the snapshot, in one transaction.
 
         Args:
             sends: the outcomes; a `failed` one keeps the first failure time already recorded.
-            advance: (model, record_key, checksum) per record whose messages are all recorded;
-                checksum None removes the record from the snapshot (it was deleted).
+            advance: (model, record_key, checksum, version) per record whose messages are all
+                recorded: its new committed state; checksum None leaves a tombstone (it was
+                deleted) keeping the version.
             now: the time to record (Unix seconds), for tests.
         """
         stamp = int(now if now is not None else time.time())
@@ -308,14 +325,13 @@ class SyncLedger:
             if rows:
                 db.executemany(_UPSERT_SEND, rows)
             for model, items in moved.items():
-                gone = [(model, key) for _, key, checksum in items if checksum is None]
-                kept = [
-                    (model, key, checksum) for _, key, checksum in items if checksum is not None
-                ]
-                if gone:
-                    db.executemany(_DELETE_SNAPSHOT, gone)
-                if kept:
-                    db.executemany(_UPSERT_SNAPSHOT, kept)
+                db.executemany(
+                    _UPSERT_SNAPSHOT,
+                    [
+                        (model, key, TOMBSTONE if checksum is None else checksum, version)
+                        for _, key, checksum, version in items
+                    ],
+                )
                 _set_token(db, model, chain_token(_token(db, model), items))
 
     def sends(
@@ -338,6 +354,22 @@ class SyncLedger:
         with self.database.read() as db:
             rows = db.execute(sql, tuple(params)).fetchall()
         return [SendRecord(*row[:8], int(row[8]), row[9]) for row in rows]
+
+
+def _migrate(database: Database) -> None:
+    """Bring a ledger written by earlier code to this layout (once; safe in many processes).
+
+    Snapshots from before versions: every record gets version 0, whose message ids are the ones
+    the earlier code derived (`sync.derive_message_id`), so the sends it left unsettled are
+    retried and deduplicated under the same ids.
+    """
+    if "version" in database.columns("connections_snapshot"):
+        return
+    with database.transaction() as db:
+        if "version" not in database.columns("connections_snapshot", db):
+            db.execute(
+                "ALTER TABLE connections_snapshot ADD COLUMN version BIGINT NOT NULL DEFAULT 0"
+            )
 
 
 def _token(db: Connection, model: str) -> str:

@@ -1,7 +1,8 @@
 """One sync of a Segment Connections model: diff, build each mapping's messages, send, record.
 
 Per page of changes (`changes.py`), for each enabled mapping that sends that kind of change:
-the record's message id is derived from (model, record key, row checksum, mapping, generation);
+the record's message id is derived from (model, record key, row checksum, mapping, generation,
+the record's committed version: `derive_message_id`);
 the ledger says whether an earlier run already settled it (sent, rejected, given up) — then it is
 not sent again; a record that kept failing for longer than `retry_days` is given up with its
 reason; otherwise the mapping builds the message (Segment's refusal → `rejected`, over 32 KB →
@@ -70,9 +71,21 @@ DAY_SECONDS: Final = 86_400
 RejectedSink = Callable[[list[RejectedRecord]], None]
 
 
-def derive_message_id(model: str, key: str, checksum: str, mapping: str, generation: int) -> str:
-    """The message id of a record's message: the same for the same row, mapping and generation."""
-    text = "\x1f".join((model, key, checksum, mapping, str(generation)))
+def derive_message_id(
+    model: str, key: str, checksum: str, mapping: str, generation: int, version: int = 0
+) -> str:
+    """The message id of a record's message: the same for the same move of the record (row,
+    mapping, generation and the committed version the move starts from), new for every other.
+
+    A re-run of a move not yet committed derives the same ids (Segment drops the copies); once a
+    move is committed the record's version rises, so a row that returns to an earlier state, or
+    a key deleted and added again, is sent again. Version 0 (a record's first move, or any
+    record of a snapshot from before versions) derives the ids earlier code derived.
+    """
+    parts = [model, key, checksum, mapping, str(generation)]
+    if version:
+        parts.append(f"v{version}")
+    text = "\x1f".join(parts)
     return "retl-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
 
 
@@ -163,7 +176,12 @@ class _Sync:
             for mapping in self.mappings:
                 if mapping.sends(change.kind):
                     message_id = derive_message_id(
-                        model.name, change.key, change.checksum, mapping.name, generation
+                        model.name,
+                        change.key,
+                        change.checksum,
+                        mapping.name,
+                        generation,
+                        change.version,
                     )
                     planned.append((change, mapping, message_id))
         known = self.ledger.lookup([mid for _, _, mid in planned])
@@ -297,6 +315,7 @@ class _Sync:
                 self.model.name,
                 state.change.key,
                 None if state.change.kind == "deleted" else state.change.checksum,
+                state.change.version + 1,
             )
             for state in page.pending.values()
             if not state.failed and not state.open
@@ -322,7 +341,7 @@ class _Sync:
             raise error
         if page.moved:
             self.token = chain_token(self.token, page.moved)
-            self.change_set.advance([(key, checksum) for _, key, checksum in page.moved])
+            self.change_set.advance([move[1:] for move in page.moved])
             self.report.advanced += len(page.moved)
 
 

@@ -36,7 +36,7 @@ def settle(change_set: ChangeSet, path: Path) -> Path:
     """Write the snapshot a fully settled sync of this change set leaves (for chained diffs)."""
     change_set.advance(
         [
-            (c.key, None if c.kind == "deleted" else c.checksum)
+            (c.key, None if c.kind == "deleted" else c.checksum, c.version + 1)
             for page in change_set.changes()
             for c in page
         ]
@@ -46,10 +46,10 @@ def settle(change_set: ChangeSet, path: Path) -> Path:
 
 
 def snapshot_of(change_set: ChangeSet) -> pa.RecordBatch:
-    """That snapshot as the ledger database keeps it: record keys and checksums, no hashes."""
+    """That snapshot as the ledger database keeps it: record keys, checksums, versions, no hashes."""
     with tempfile.TemporaryDirectory() as folder:
         table = pq.read_table(settle(change_set, Path(folder) / "snapshot.parquet"))
-    return table.select(["record_key", "checksum"]).cast(SNAPSHOT_SCHEMA).to_batches()[0]
+    return table.select(SNAPSHOT_SCHEMA.names).cast(SNAPSHOT_SCHEMA).to_batches()[0]
 
 
 def diff(rows: list[dict[str, Any]], snapshot: list[pa.RecordBatch], tmp_path: Path) -> ChangeSet:
@@ -151,7 +151,7 @@ def test_the_snapshot_file_moves_only_for_advanced_records(tmp_path: Path) -> No
     work.mkdir()
     with detect_changes([rows_batch(ROWS)], [], primary_key="id", workdir=work) as first:
         first_sums = {c.key: c.checksum for page in first.changes() for c in page}
-        first.advance([("1", first_sums["1"]), ("2", first_sums["2"])])  # 3, 4, 5 failed
+        first.advance([("1", first_sums["1"], 1), ("2", first_sums["2"], 1)])  # 3, 4, 5 failed
         first.write_snapshot(tmp_path / "one.parquet")
     one = pq.read_table(tmp_path / "one.parquet").to_pylist()
     assert sorted((r["record_key"], r["checksum"]) for r in one) == [
@@ -165,12 +165,14 @@ def test_the_snapshot_file_moves_only_for_advanced_records(tmp_path: Path) -> No
     ) as second:
         assert second.counts == ChangeCounts(4, 3, 1, 1, 0, 0)
         kinds = {c.key: (c.kind, c.checksum) for page in second.changes() for c in page}
-        second.advance([("1", None), ("3", kinds["3"][1])])  # 2 (updated) and 4, 5 failed
+        second.advance([("1", None, 2), ("3", kinds["3"][1], 1)])  # 2 (updated), 4, 5 failed
         second.write_snapshot(tmp_path / "two.parquet")
     two = {
-        r["record_key"]: r["checksum"] for r in pq.read_table(tmp_path / "two.parquet").to_pylist()
+        r["record_key"]: (r["checksum"], r["version"])
+        for r in pq.read_table(tmp_path / "two.parquet").to_pylist()
     }
-    assert two == {"2": first_sums["2"], "3": first_sums["3"]}
+    # the deleted record stays as a tombstone keeping its version
+    assert two == {"1": (None, 2), "2": (first_sums["2"], 1), "3": (first_sums["3"], 1)}
 
 
 def test_unchanged_rows_by_hash_and_by_checksum_give_the_same_verdicts(tmp_path: Path) -> None:
@@ -218,3 +220,47 @@ def test_identical_duplicate_rows_of_a_settled_record_are_rejected_with_their_ro
     row = '{"id":3,"email":"u3@example.com","plan":"pro"}'
     reason = "the primary key 3 is not unique: 2 rows have it"
     assert rejected == [("3", reason, row), ("3", reason, row)]
+
+
+def test_versions_count_committed_moves_and_survive_deletes(tmp_path: Path) -> None:
+    """A → B → A, then deleted and added again: every move starts from a higher version, in a
+    snapshot file as in the database's batches; a tombstone is never deleted twice."""
+    work = tmp_path / "work"
+    work.mkdir()
+    a = [{"id": 1, "plan": "pro"}, {"id": 2, "plan": "pro"}]
+    b = [{"id": 1, "plan": "max"}, {"id": 2, "plan": "pro"}]
+    states = [a, b, a, a[1:], a, a]  # ... then record 1 deleted, added again, unchanged
+    snapshot: Any = []
+    seen = []
+    for step, rows in enumerate(states):
+        with detect_changes([rows_batch(rows)], snapshot, primary_key="id", workdir=work) as d:
+            seen.append([(c.kind, c.key, c.version) for page in d.changes() for c in page])
+            # alternate: a snapshot file, then the database's batches (no hashes)
+            file = tmp_path / f"snapshot{step}.parquet"
+            snapshot = [snapshot_of(d)] if step % 2 else settle(d, file)
+    assert seen == [
+        [("added", "1", 0), ("added", "2", 0)],
+        [("updated", "1", 1)],
+        [("updated", "1", 2)],
+        [("deleted", "1", 3)],
+        [("added", "1", 4)],
+        [],
+    ]
+
+
+def test_a_snapshot_without_versions_reads_as_version_0(tmp_path: Path) -> None:
+    """Snapshot files and database rows written before versions existed keep working."""
+    work = tmp_path / "work"
+    work.mkdir()
+    with detect_changes([rows_batch(ROWS)], [], primary_key="id", workdir=work) as first:
+        settle(first, tmp_path / "versioned.parquet")
+    old = pq.read_table(tmp_path / "versioned.parquet").drop_columns(["version"])
+    pq.write_table(old, tmp_path / "old.parquet")
+    changed = [dict(r, plan="max") if r["id"] == 2 else r for r in ROWS[1:]]
+    for snapshot in (tmp_path / "old.parquet", old.select(["record_key", "checksum"]).to_batches()):
+        with detect_changes([rows_batch(changed)], snapshot, primary_key="id", workdir=work) as d:
+            assert d.counts == ChangeCounts(4, 0, 1, 1, 3, 0)
+            assert sorted((c.kind, c.key, c.version) for p in d.changes() for c in p) == [
+                ("deleted", "1", 0),
+                ("updated", "2", 0),
+            ]

@@ -4,6 +4,9 @@ PostgreSQL server:
 
 - The first sync sends every row as added; an unchanged re-sync sends nothing; updates and
   deletes reach the mappings that send them; `reset` sends everything again, with new ids.
+- Every committed move of a record is sent under new message ids: a row that returns to an
+  earlier state (A → B → A) is sent again, so is a key deleted then added again (and deleted
+  again); a run killed while sending such moves, then re-run, still sends nothing twice.
 - A lost answer, then a re-run: the record is stored once at the sandbox and settled.
 - A run killed mid-sync, then re-run: nothing is sent twice, nothing is lost.
 - Failed records are retried on later syncs, then given up after `retry_days` with their reason;
@@ -34,7 +37,7 @@ from acoustic_pipelines.database import open_database
 from acoustic_pipelines.sandbox.connect.faults import Fault
 from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox, serve_tracking_api
 from tests.connections.models import parse_model
-from tests.postgres import new_database, postgres_url  # noqa: F401 (fixture)
+from tests.postgres import ENGINES, ledger_location, new_database, postgres_url  # noqa: F401
 
 WRITE_KEY = "wk_sync_test"
 NOW = 1_795_132_800.0  # 2026-11-20T00:00:00Z
@@ -90,6 +93,13 @@ def warehouse(tmp_path: Path) -> Warehouse:
 @pytest.fixture
 def ledger(tmp_path: Path) -> SyncLedger:
     return SyncLedger(open_database(tmp_path / "ledger.sqlite", name="connections"))
+
+
+@pytest.fixture(params=ENGINES)
+def any_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> SyncLedger:
+    """A new ledger in SQLite, then in the real PostgreSQL server."""
+    location = ledger_location(request.param, request, tmp_path)
+    return SyncLedger(open_database(location, name="connections"))
 
 
 @pytest.fixture
@@ -181,6 +191,55 @@ def test_a_lost_answer_then_a_rerun_stores_once(
     assert ledger.snapshot_size("customers") == 10
 
 
+def plans_of(sandbox: TrackingApiSandbox, user: str) -> list[str]:
+    """The plans the sandbox stored for one user's identify calls, in the order it took them."""
+    return [
+        m["traits"]["plan"]
+        for m in sandbox.messages()
+        if m["type"] == "identify" and m["userId"] == user
+    ]
+
+
+def test_a_row_that_returns_to_an_earlier_state_is_sent_each_time(
+    warehouse: Warehouse, any_ledger: SyncLedger, sandbox: TrackingApiSandbox
+) -> None:
+    sender = sender_for(sandbox)
+    sync(warehouse.location, any_ledger, sender)
+    for plan in ("max", "pro", "max"):
+        warehouse.run(f"UPDATE customers SET plan = '{plan}' WHERE id = 1")
+        moved = sync(warehouse.location, any_ledger, sender)
+        assert moved.changes.updated == 1
+        assert (moved.mappings["Customer Traits"].sent, moved.requests) == (1, 1)
+        assert moved.mappings["Customer Traits"].already_settled == 0
+    assert plans_of(sandbox, "u1@example.com") == ["pro", "max", "pro", "max"]
+    counts = stored_ids(sandbox)
+    assert len(counts) == 10 + 3 and set(counts.values()) == {1}
+    assert sync(warehouse.location, any_ledger, sender).requests == 0
+
+
+def test_a_key_deleted_then_added_again_is_sent_again(
+    warehouse: Warehouse, any_ledger: SyncLedger, sandbox: TrackingApiSandbox
+) -> None:
+    sender = sender_for(sandbox)
+    sync(warehouse.location, any_ledger, sender)
+    for _ in range(2):
+        warehouse.run("DELETE FROM customers WHERE id = 9")
+        gone = sync(warehouse.location, any_ledger, sender)
+        assert (gone.changes.deleted, gone.mappings["Customer Deleted"].sent) == (1, 1)
+        assert any_ledger.snapshot_size("customers") == 9
+        warehouse.run("INSERT INTO customers VALUES (9, 'u9@example.com', 'pro')")
+        back = sync(warehouse.location, any_ledger, sender)
+        assert (back.changes.added, back.mappings["Customer Traits"].sent) == (1, 1)
+        assert any_ledger.snapshot_size("customers") == 10
+    assert plans_of(sandbox, "u9@example.com") == ["pro"] * 3
+    deletions = [m for m in sandbox.messages() if m["type"] == "track"]
+    assert [m["userId"] for m in deletions] == ["9", "9"]
+    counts = stored_ids(sandbox)
+    assert len(counts) == 10 + 4 and set(counts.values()) == {1}
+    again = sync(warehouse.location, any_ledger, sender)
+    assert (again.changes.unchanged, again.changes.deleted, again.requests) == (10, 0, 0)
+
+
 class KilledAfter(TrackingApiSender):
     """A sender whose process dies right after its n-th request went through."""
 
@@ -213,6 +272,26 @@ def test_a_run_killed_mid_sync_then_rerun(
     counts = stored_ids(sandbox)
     assert len(counts) == 10 and set(counts.values()) == {1}
     assert ledger.snapshot_size("customers") == 10
+
+
+def test_reverts_killed_mid_sync_then_rerun_are_sent_once(
+    warehouse: Warehouse, any_ledger: SyncLedger, sandbox: TrackingApiSandbox
+) -> None:
+    sync(warehouse.location, any_ledger, sender_for(sandbox))
+    warehouse.run("UPDATE customers SET plan = 'max'")
+    sync(warehouse.location, any_ledger, sender_for(sandbox))
+    warehouse.run("UPDATE customers SET plan = 'pro'")  # every row back to its first state
+    killed = KilledAfter(2, endpoint=sandbox.endpoint, write_key=WRITE_KEY, sleep=lambda _: None)
+    with pytest.raises(KeyboardInterrupt):
+        sync(warehouse.location, any_ledger, killed, page_rows=3)
+    assert any_ledger.snapshot_size("customers") == 10
+    rerun = sync(warehouse.location, any_ledger, sender_for(sandbox), page_rows=3)
+    assert (rerun.changes.updated, rerun.changes.unchanged) == (7, 3)
+    assert rerun.mappings["Customer Traits"].sent == 7  # 3 resent (deduped) + 4 never sent
+    assert sandbox.counts["duplicates"] == 3
+    counts = stored_ids(sandbox)
+    assert len(counts) == 30 and set(counts.values()) == {1}
+    assert all(plans_of(sandbox, f"u{i}@example.com") == ["pro", "max", "pro"] for i in range(10))
 
 
 def test_failures_are_retried_then_given_up(
