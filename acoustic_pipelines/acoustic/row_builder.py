@@ -11,8 +11,10 @@ from the event with ``to_result``'s number rule applied to each leaf on the way.
 The result is the plain way's, always: whatever the fused step is not sure of — a reject, a
 key written twice, a value that is not plain JSON, ``undefined`` inside a section, a mapping of
 another shape — is handed to the plain way, which then decides (and raises) exactly as before.
-Only the common case, a valid event becoming a row, takes the short road; ``tests`` compare both
-on the conformance vectors and on generated events.
+Only the common cases take the short road: a valid event becoming a row, and an event whose
+header is rejected (no recipient, say) once its sections are proven to resolve and walk without
+failing, as the plain way would before it checks the header. ``tests`` compare both on the
+conformance vectors and on generated events.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from orjson import dumps
+
 from acoustic_pipelines.acoustic import rows as _rows
 from acoustic_pipelines.acoustic.rows import (
     DEFAULT_MAX_ATTRIBUTES,
     DEFAULT_MAX_DEPTH,
     HEADER_KEYS,
     SECTIONS,
+    AcousticReject,
     FlatRow,
     build_row_with_stats,
 )
@@ -43,6 +48,40 @@ _OBJECT_SECTIONS = frozenset(("key_value_pairs", "traits", "properties", "contex
 
 class _Unsure(Exception):
     """The fused step leaves this event to the plain way (see the module docstring)."""
+
+
+class _SureReject(Exception):
+    """The header's reject, known to be the plain way's outcome too (see ``_header_reject``)."""
+
+    def __init__(self, reject: AcousticReject) -> None:
+        super().__init__(reject.code)
+        self.reject = reject
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def _header_reject(
+    reject: AcousticReject, event: dict, section_fields: tuple[tuple[str, Any], ...]
+) -> _SureReject | None:
+    """The header's reject as the plain way's outcome, when nothing before it can fail there.
+
+    The plain way resolves every field, walks the sections (``to_result``) and only then checks
+    the header. Resolving the sections here (a directive may fail) and serializing them with
+    orjson (plain JSON, nested fewer than 255 levels, so the walk cannot fail) proves it would
+    reach the same check with the same header; anything else goes the plain way.
+    """
+    try:
+        for _, field in section_fields:
+            section = field(event)
+            kind = type(section)
+            if kind is dict or kind is list:
+                dumps(section)
+            elif section is not None and section is not UNDEFINED and kind not in _SCALARS:
+                return None
+    except Exception:  # a failing directive, not plain JSON, too deep: the plain way decides
+        return None
+    return _SureReject(reject)
 
 
 def compile_row_builder(
@@ -102,7 +141,14 @@ def compile_row_builder(
                 elif kind is dict or kind is list:
                     raise _Unsure
                 head[key] = value
-            row = header_of(head)
+            try:
+                row = header_of(head)
+            except AcousticReject as exc:
+                reject = _header_reject(exc, event, section_fields)
+            else:
+                reject = None
+            if reject is not None:
+                raise reject
             writes = 0
             mapped = False
             for name, field in section_fields:
@@ -128,6 +174,8 @@ def compile_row_builder(
                 audiences(row)
             if len(row) - len(HEADER_KEYS) > max_attributes:
                 raise _Unsure
+        except _SureReject as sure:
+            raise sure.reject from None
         except Exception:  # _Unsure, a reject, a failing directive, a deep event: decide plainly
             return plain(event)
         return FlatRow(row, ())

@@ -141,6 +141,31 @@ def test_a_built_section_with_undefined_keys() -> None:
     assert result[0] == "row"
 
 
+def nested(depth: int) -> dict[str, Any]:
+    """An object nested `depth` levels deep."""
+    node: dict[str, Any] = {}
+    for _ in range(depth):
+        node = {"a": node}
+    return node
+
+
+def test_a_rejected_header_is_the_plain_ways_outcome() -> None:
+    """Without a recipient the fused step rejects only where the plain way reaches the same check.
+
+    The plain way resolves and walks every section first: a directive that fails there, or a
+    section too deep for its walk, decides the outcome before the header does.
+    """
+    no_recipient = event_with(properties={"name": "x"}, context={"ip": "1.2.3.4"})
+    assert assert_same(TRACK_DEFAULT, no_recipient)[1] == "INVALID_EVENT_HAS_NO_UNIQUERECIPIENTID"
+    failing = {**TRACK_DEFAULT, "key_value_pairs": {"x": {"@path": {"@path": "$.n"}}}}
+    result = assert_same(failing, {**no_recipient, "n": 3})
+    assert result[0] == "mapping error"
+    deep = {**no_recipient, "context": nested(600)}
+    assert assert_same(TRACK_DEFAULT, deep)[0] == "mapping error"
+    shallow_enough = {**no_recipient, "context": nested(200)}
+    assert assert_same(TRACK_DEFAULT, shallow_enough)[0] == "reject"
+
+
 def test_other_mapping_shapes_use_the_plain_way() -> None:
     """A mapping with keys the row does not read, or one directive at the top, still agrees."""
     event = event_with()
