@@ -87,7 +87,18 @@ REJECTED_EVENTS_SCHEMA = pa.schema(
     ]
 )
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd"}
-_SPILL_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+# The mapped tables: statistics and dictionaries for the fixed columns only. Over a hundred data
+# columns, per-column min/max and dictionary pages cost more time than the zstd pass itself
+# and save almost nothing on these columns (measured: 4.7 → 3.2 µs per event, files the same
+# size within 10 %).
+MAPPED_PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "use_dictionary": ["mapping", "eventSource"],
+    "write_statistics": list(FIXED_COLUMNS),
+}
+# Spilled batches live seconds in the local scratch folder and are memory-mapped back:
+# uncompressed, they cost a copy to write and nothing to read (lz4 cost ~2 µs per event).
+_SPILL_OPTIONS = pa.ipc.IpcWriteOptions()
 #: Events per part, about: enough to keep a worker busy, few enough files per day.
 PART_EVENTS = 131_072
 
@@ -399,9 +410,15 @@ def _typed_batch(
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
         _make_portable(rows, types)  # integers outside int64 (text) or beyond doubles (rounded)
         data = _data_arrays(rows, types)
-    columns, arrays = data
-    names_out = [*FIXED_COLUMNS[:2], *(c.name for c in columns)]
-    arrays = [pa.array(ids, pa.string()), pa.array(names, pa.string()), *arrays]
+    names_out = [*FIXED_COLUMNS[:2]]
+    arrays = [pa.array(ids, pa.string()), pa.array(names, pa.string())]
+    for column, array in zip(*data, strict=True):
+        # A key null in every row of the batch is left out: typed by the batch it would be
+        # text, which the day's type (say int64, from another batch) cannot take; the write
+        # step fills it in with nulls of the day's type.
+        if array.null_count < len(array) or column.name in _FIXED_SET:
+            names_out.append(column.name)
+            arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, names=names_out)
 
 
@@ -450,7 +467,9 @@ def write_part(
         _stop_if_orphaned(work.parent_pid)
         schema = pa.schema([(c.name, c.arrow_type) for c in columns[index]])
         path = f"{folder}/{part_file(number)}"
-        with pq.ParquetWriter(path, schema, filesystem=work.lake.fs, **PARQUET_OPTIONS) as writer:
+        with pq.ParquetWriter(
+            path, schema, filesystem=work.lake.fs, **MAPPED_PARQUET_OPTIONS
+        ) as writer:
             for batch_number in range(batches[index]):
                 spill = work.spill_path(number, index, batch_number)
                 with pa.memory_map(str(spill)) as source:

@@ -428,6 +428,23 @@ def test_values_of_mixed_types_become_json_text_and_other_columns_keep_their_typ
     assert data.index("products.2.sku") < data.index("products.10.qty")
 
 
+def test_a_key_null_in_every_row_of_a_part_takes_the_days_type(lake: Lake) -> None:
+    """A part (and batch) where a key is only ever null does not stand in the way of its type."""
+    write_raw(
+        lake,
+        [track("m-1", email="a@x.io", n=None, ok=None), track("m-2", email="b@x.io", n=5, ok=True)],
+        row_group_size=1,
+    )
+    report = map_day(
+        lake, DAY, config(tracks_destination("shop")).destinations, part_events=1, workers=1
+    )
+    assert report.accounting_problems() == []
+    table = table_of(lake, "shop")
+    assert (table.schema.field("n").type, table.schema.field("ok").type) == (pa.int64(), pa.bool_())
+    assert table.column("n").to_pylist() == [None, 5]
+    assert table.column("ok").to_pylist() == [None, True]
+
+
 def test_the_allow_list_drops_other_keys_and_counts_them(lake: Lake) -> None:
     write_raw(
         lake,
