@@ -113,3 +113,39 @@ def test_every_ledger_shares_one_database(location: str) -> None:
     assert (
         SyncLedger(open_database(location, name="segment_connections")).generation("customers") == 1
     )
+
+
+def test_a_session_holds_one_connection_for_many_exclusive_transactions(location: str) -> None:
+    """Threads share a session; its commits are seen by other connections and other processes'
+    transactions still exclude its own (no update lost); a failed one rolls back."""
+    import threading
+
+    database = open_database(location, name="counters")
+    database.create(SCHEMA)
+    database.create("INSERT INTO counters (name, value) VALUES ('n', 0)")
+    ctx = multiprocessing.get_context("spawn")
+    other = ctx.Process(target=_increment, args=(location, 100))
+    with database.session() as session:
+        other.start()
+
+        def increment() -> None:
+            for _ in range(100):
+                with session.transaction() as db:
+                    row = db.execute("SELECT value FROM counters WHERE name = ?", ("n",))
+                    (value,) = row.fetchone()
+                    db.execute("UPDATE counters SET value = ? WHERE name = ?", (value + 1, "n"))
+
+        threads = [threading.Thread(target=increment) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with pytest.raises(RuntimeError), session.transaction() as db:
+            db.execute("UPDATE counters SET value = value + 1000 WHERE name = ?", ("n",))
+            raise RuntimeError("the transaction must roll back")
+        other.join(timeout=120)
+        with session.read() as db:
+            assert db.execute("SELECT value FROM counters").fetchall() == [(300,)]
+    assert other.exitcode == 0
+    with database.read() as db:
+        assert db.execute("SELECT value FROM counters").fetchall() == [(300,)]

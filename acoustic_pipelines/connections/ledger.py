@@ -8,10 +8,17 @@ transaction records what was sent and moves the snapshot for exactly those recor
   record (Segment keeps the same: a record id and a small checksum per row, never the columns)
   and how many moves of it were committed. A deleted record stays as a tombstone (checksum '')
   keeping its version, so a key added again never reuses an old message id.
-- `connections_sends` (one row per message: model, record, mapping, change, checksum, outcome,
-  reason, attempts, first failure time), keyed by the message id derived from (model, key,
-  checksum, mapping, generation, the version the record's move starts from), so a re-run finds
-  what an earlier run already sent, and every committed move gets new ids.
+- `connections_messages` (model, record, mapping → message id, change, checksum, outcome, reason,
+  attempts, first failure time): per record and mapping, the message of its latest move, whose
+  id is derived from (model, key, checksum, mapping, generation, the version the record's move
+  starts from), so a re-run finds what an earlier run already sent, and every committed move gets
+  new ids. A re-run needs only the messages of moves not yet committed: the transaction that
+  commits a record's move removes its `sent` messages (Segment and the archive hold them, the
+  sync history counts them). What stays is small: moves under way, and each record's problems
+  (`failed`, `rejected`, `given_up`) until its next move. Keyed by record, not by a random
+  message id, so recording a sync's sends writes a small table near where it last wrote.
+  (Earlier ledgers kept every message ever sent in `connections_sends`, keyed by message id;
+  opening one migrates it: `_migrate`.)
 - `connections_models` (model, generation): `reset` raises the generation, which gives every
   record new message ids (Segment would otherwise drop the resend as a duplicate).
 - `connections_snapshot_tokens` (model, token): names the snapshot's committed state. Every
@@ -42,13 +49,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
 
-from acoustic_pipelines.database import Connection, Database
+from acoustic_pipelines.database import Connection, Database, Session
 
 __all__ = ["FINAL_OUTCOMES", "Advance", "Outcome", "SendRecord", "SyncLedger", "chain_token"]
 
@@ -64,20 +72,20 @@ CREATE TABLE IF NOT EXISTS connections_snapshot (
     version BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (model, record_key)
 );
-CREATE TABLE IF NOT EXISTS connections_sends (
-    message_id TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS connections_messages (
     model TEXT NOT NULL,
     record_key TEXT NOT NULL,
     mapping TEXT NOT NULL,
+    message_id TEXT NOT NULL,
     change TEXT NOT NULL,
     checksum TEXT NOT NULL,
     outcome TEXT NOT NULL,
     reason TEXT,
     attempts BIGINT NOT NULL,
     first_failure_at BIGINT,
-    updated_at BIGINT NOT NULL
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (model, record_key, mapping)
 );
-CREATE INDEX IF NOT EXISTS connections_sends_by_model ON connections_sends (model, outcome);
 CREATE TABLE IF NOT EXISTS connections_snapshot_tokens (
     model TEXT PRIMARY KEY,
     token TEXT NOT NULL
@@ -95,14 +103,28 @@ Outcome = str
 #: A record's committed move: (model, record key, checksum or None when deleted, new version).
 Advance = tuple[str, str, str | None, int]
 
+_COLUMNS: Final = (
+    "message_id, model, record_key, mapping, change, checksum, outcome, reason, attempts, "
+    "first_failure_at"
+)
+# The same message again (a retry) adds its attempts and keeps its first failure; a message of
+# a later move of the record replaces it.
+_SAME: Final = "connections_messages.message_id = excluded.message_id"
 _UPSERT_SEND: Final = (
-    "INSERT INTO connections_sends (message_id, model, record_key, mapping, change, "
-    "checksum, outcome, reason, attempts, first_failure_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
-    "outcome = excluded.outcome, reason = excluded.reason, "
-    "attempts = connections_sends.attempts + excluded.attempts, "
-    "first_failure_at = COALESCE(connections_sends.first_failure_at, "
-    "excluded.first_failure_at), updated_at = excluded.updated_at"
+    f"INSERT INTO connections_messages ({_COLUMNS}, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (model, record_key, mapping) DO UPDATE SET "
+    f"attempts = CASE WHEN {_SAME} THEN connections_messages.attempts + excluded.attempts "
+    "ELSE excluded.attempts END, "
+    f"first_failure_at = CASE WHEN {_SAME} "
+    "THEN COALESCE(connections_messages.first_failure_at, excluded.first_failure_at) "
+    "ELSE excluded.first_failure_at END, "
+    "message_id = excluded.message_id, change = excluded.change, "
+    "checksum = excluded.checksum, outcome = excluded.outcome, reason = excluded.reason, "
+    "updated_at = excluded.updated_at"
+)
+_FORGET_SENT: Final = (
+    "DELETE FROM connections_messages WHERE model = ? AND record_key = ? AND outcome = 'sent'"
 )
 _UPSERT_SNAPSHOT: Final = (
     "INSERT INTO connections_snapshot (model, record_key, checksum, version) VALUES (?, ?, ?, ?) "
@@ -159,14 +181,29 @@ class SyncLedger:
         self.snapshot_cache = (
             Path(snapshot_cache) if snapshot_cache is not None else _default_cache(database)
         )
+        self._db: Database | Session = database
         database.create(SCHEMA)
         _migrate(database)
+
+    @contextmanager
+    def held(self) -> Iterator[SyncLedger]:
+        """Use one held connection (`Database.session`) until the block ends: a sync's many
+        small transactions then cost no connection set-up and, on SQLite, no checkpoint each."""
+        if self._db is not self.database:  # already held
+            yield self
+            return
+        with self.database.session() as session:
+            self._db = session
+            try:
+                yield self
+            finally:
+                self._db = self.database
 
     # -- generations -------------------------------------------------------------------------
 
     def generation(self, model: str) -> int:
         """The model's generation (0 until the first reset)."""
-        with self.database.read() as db:
+        with self._db.read() as db:
             row = db.execute(
                 "SELECT generation FROM connections_models WHERE model = ?", (model,)
             ).fetchone()
@@ -174,7 +211,7 @@ class SyncLedger:
 
     def reset(self, model: str) -> int:
         """Forget the model's snapshot: the next sync sends every record as added, with new ids."""
-        with self.database.transaction() as db:
+        with self._db.transaction() as db:
             row = db.execute(
                 "SELECT generation FROM connections_models WHERE model = ?", (model,)
             ).fetchone()
@@ -185,6 +222,7 @@ class SyncLedger:
                 (model, generation),
             )
             db.execute("DELETE FROM connections_snapshot WHERE model = ?", (model,))
+            db.execute("DELETE FROM connections_messages WHERE model = ?", (model,))
             _set_token(db, model, uuid.uuid4().hex)
         self.drop_cached_snapshots(model)
         return generation
@@ -196,7 +234,7 @@ class SyncLedger:
         time; a tombstone (a deleted record's version) has a null checksum."""
         after = ""  # every key is JSON text, never empty: the first page starts above ""
         while True:
-            with self.database.read() as db:
+            with self._db.read() as db:
                 rows = db.execute(
                     "SELECT record_key, checksum, version FROM connections_snapshot "
                     "WHERE model = ? AND record_key > ? ORDER BY record_key LIMIT ?",
@@ -223,7 +261,7 @@ class SyncLedger:
         A model without one gets one drawn now, or "" (no snapshot file has it) with
         `create=False`.
         """
-        with self.database.read() as db:
+        with self._db.read() as db:
             row = db.execute(
                 "SELECT token FROM connections_snapshot_tokens WHERE model = ?", (model,)
             ).fetchone()
@@ -231,7 +269,7 @@ class SyncLedger:
             return str(row[0])
         if not create:
             return ""
-        with self.database.transaction() as db:
+        with self._db.transaction() as db:
             return _token(db, model)
 
     def snapshot_file(self, model: str, token: str) -> Path:
@@ -255,7 +293,7 @@ class SyncLedger:
 
     def snapshot_size(self, model: str) -> int:
         """How many records the model's snapshot holds (tombstones of deleted ones not counted)."""
-        with self.database.read() as db:
+        with self._db.read() as db:
             row = db.execute(
                 "SELECT COUNT(*) FROM connections_snapshot WHERE model = ? AND checksum <> ?",
                 (model, TOMBSTONE),
@@ -264,21 +302,24 @@ class SyncLedger:
 
     # -- sends -------------------------------------------------------------------------------
 
-    def lookup(self, message_ids: Sequence[str]) -> dict[str, SendRecord]:
-        """What the ledger holds for these message ids (absent: never tried)."""
+    def lookup(self, model: str, wanted: Sequence[tuple[str, str, str]]) -> dict[str, SendRecord]:
+        """What the ledger holds for these messages: (record key, mapping, message id) of the
+        model; by message id, only those it holds (absent: never tried)."""
+        ids = {message_id for _, _, message_id in wanted}
+        keys = sorted({key for key, _, _ in wanted})
         found: dict[str, SendRecord] = {}
-        with self.database.read() as db:
-            for start in range(0, len(message_ids), _LOOKUP_CHUNK):
-                chunk = message_ids[start : start + _LOOKUP_CHUNK]
+        with self._db.read() as db:
+            for start in range(0, len(keys), _LOOKUP_CHUNK):
+                chunk = keys[start : start + _LOOKUP_CHUNK]
                 marks = ", ".join("?" for _ in chunk)
                 rows = db.execute(
-                    "SELECT message_id, model, record_key, mapping, change, checksum, outcome, "
-                    f"reason, attempts, first_failure_at FROM connections_sends "
-                    f"WHERE message_id IN ({marks})",
-                    tuple(chunk),
+                    f"SELECT {_COLUMNS} FROM connections_messages "
+                    f"WHERE model = ? AND record_key IN ({marks})",
+                    (model, *chunk),
                 ).fetchall()
                 for row in rows:
-                    found[row[0]] = SendRecord(*row[:8], int(row[8]), row[9])
+                    if row[0] in ids:
+                        found[row[0]] = SendRecord(*row[:8], int(row[8]), row[9])
         return found
 
     def record(
@@ -294,7 +335,8 @@ class SyncLedger:
             sends: the outcomes; a `failed` one keeps the first failure time already recorded.
             advance: (model, record_key, checksum, version) per record whose messages are all
                 recorded: its new committed state; checksum None leaves a tombstone (it was
-                deleted) keeping the version.
+                deleted) keeping the version. The record's `sent` messages are forgotten (a
+                re-run derives new ids for its next move); its problems stay.
             now: the time to record (Unix seconds), for tests.
         """
         stamp = int(now if now is not None else time.time())
@@ -318,31 +360,32 @@ class SyncLedger:
                     stamp,
                 )
             )
+        rows.sort(key=lambda row: (row[1], row[2], row[3]))  # in key order: nearby pages
         moved: dict[str, list[Advance]] = {}
         for item in advance:
             moved.setdefault(item[0], []).append(item)
-        with self.database.transaction() as db:
+        with self._db.transaction() as db:
             if rows:
                 db.executemany(_UPSERT_SEND, rows)
             for model, items in moved.items():
+                ordered = sorted(items, key=lambda item: item[1])
                 db.executemany(
                     _UPSERT_SNAPSHOT,
                     [
                         (model, key, TOMBSTONE if checksum is None else checksum, version)
-                        for _, key, checksum, version in items
+                        for _, key, checksum, version in ordered
                     ],
                 )
+                db.executemany(_FORGET_SENT, [(model, key) for _, key, _, _ in ordered])
                 _set_token(db, model, chain_token(_token(db, model), items))
 
     def sends(
         self, model: str, *, outcomes: Iterable[str] | None = None, limit: int | None = None
     ) -> list[SendRecord]:
-        """The model's recorded messages (optionally only some outcomes, at most `limit`), oldest first."""
+        """The model's recorded messages, oldest first (optionally only some outcomes, at most
+        `limit`): those of moves not yet committed, and each record's problems."""
         wanted = tuple(outcomes) if outcomes is not None else None
-        sql = (
-            "SELECT message_id, model, record_key, mapping, change, checksum, outcome, reason, "
-            "attempts, first_failure_at FROM connections_sends WHERE model = ?"
-        )
+        sql = f"SELECT {_COLUMNS} FROM connections_messages WHERE model = ?"
         params: list[object] = [model]
         if wanted is not None:
             sql += f" AND outcome IN ({', '.join('?' for _ in wanted)})"
@@ -351,7 +394,7 @@ class SyncLedger:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with self.database.read() as db:
+        with self._db.read() as db:
             rows = db.execute(sql, tuple(params)).fetchall()
         return [SendRecord(*row[:8], int(row[8]), row[9]) for row in rows]
 
@@ -359,17 +402,42 @@ class SyncLedger:
 def _migrate(database: Database) -> None:
     """Bring a ledger written by earlier code to this layout (once; safe in many processes).
 
-    Snapshots from before versions: every record gets version 0, whose message ids are the ones
-    the earlier code derived (`sync.derive_message_id`), so the sends it left unsettled are
-    retried and deduplicated under the same ids.
+    - Snapshots from before versions: every record gets version 0, whose message ids are the
+      ones the earlier code derived (`sync.derive_message_id`), so the sends it left unsettled
+      are retried and deduplicated under the same ids.
+    - `connections_sends` (every message ever sent, keyed by message id) becomes
+      `connections_messages`: per record and mapping, the row of a move not yet committed if
+      there is one (a `sent` one whose snapshot did not move, a `failed` one), else the latest;
+      `sent` rows of committed moves are dropped.
     """
-    if "version" in database.columns("connections_snapshot"):
+    if "version" in database.columns("connections_snapshot") and not database.columns(
+        "connections_sends"
+    ):
         return
     with database.transaction() as db:
         if "version" not in database.columns("connections_snapshot", db):
             db.execute(
                 "ALTER TABLE connections_snapshot ADD COLUMN version BIGINT NOT NULL DEFAULT 0"
             )
+        if database.columns("connections_sends", db):
+            db.execute(_MIGRATE_SENDS)
+            db.execute("DROP TABLE connections_sends")
+
+
+# A move is committed when the snapshot holds its checksum (or, for a deletion, the record is
+# gone or a tombstone).
+_MIGRATE_SENDS: Final = (
+    f"INSERT INTO connections_messages ({_COLUMNS}, updated_at) "
+    f"SELECT {_COLUMNS}, updated_at FROM ("
+    "SELECT m.*, ROW_NUMBER() OVER (PARTITION BY model, record_key, mapping "
+    "ORDER BY committed, updated_at DESC, message_id) AS pick FROM ("
+    "SELECT s.*, CASE WHEN s.change = 'deleted' "
+    f"THEN CASE WHEN p.record_key IS NULL OR p.checksum = '{TOMBSTONE}' THEN 1 ELSE 0 END "
+    "ELSE CASE WHEN p.checksum = s.checksum THEN 1 ELSE 0 END END AS committed "
+    "FROM connections_sends s LEFT JOIN connections_snapshot p "
+    "ON p.model = s.model AND p.record_key = s.record_key) m) ranked "
+    "WHERE pick = 1 AND NOT (outcome = 'sent' AND committed = 1)"
+)
 
 
 def _token(db: Connection, model: str) -> str:

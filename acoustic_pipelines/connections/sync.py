@@ -184,7 +184,9 @@ class _Sync:
                         change.version,
                     )
                     planned.append((change, mapping, message_id))
-        known = self.ledger.lookup([mid for _, _, mid in planned])
+        known = self.ledger.lookup(
+            model.name, [(change.key, mapping.name, mid) for change, mapping, mid in planned]
+        )
         pending = {change.key: _Pending(change, set()) for change in page}
         settled_now: list[SendRecord] = []
         outgoing: list[Outgoing] = []
@@ -423,8 +425,9 @@ def sync_model(
             for page in change_set.changes(page_rows=page_rows):
                 sync.plan(page)
         else:
-            _send_pages(sync, change_set.changes(page_rows=page_rows))
-            _cache_snapshot(sync, had_file=cached is not None or reset)
+            with ledger.held():  # one connection for the sync's many small transactions
+                _send_pages(sync, change_set.changes(page_rows=page_rows))
+                _cache_snapshot(sync, had_file=cached is not None or reset)
     if sender is not None:
         report.requests = sender.requests_made - requests_before
     log.info(

@@ -1,11 +1,14 @@
-"""Contract of `acoustic_pipelines.connections.ledger`: a ledger written by earlier code keeps
-working, in SQLite and in a real PostgreSQL server.
+"""Contract of `acoustic_pipelines.connections.ledger`, in SQLite and in a real PostgreSQL server:
 
-The earlier layout (before record versions): `connections_snapshot` without `version`, sends
-keyed by message ids derived from (model, key, checksum, mapping, generation), a snapshot file
-without versions. Opening it migrates it; the sends it left unsettled keep their ids, so a send
-whose answer was lost is deduplicated by Segment and one recorded as sent before the run died is
-not sent again; a row that then returns to an earlier state is sent again.
+- A ledger written by earlier code keeps working. The earlier layouts: `connections_snapshot`
+  without `version` (and, briefly, with it), every message ever sent in `connections_sends`
+  keyed by message ids derived from (model, key, checksum, mapping, generation), a snapshot file
+  without versions. Opening one migrates it: the sends it left unsettled keep their ids, so a
+  send whose answer was lost is deduplicated by Segment and one recorded as sent before the run
+  died is not sent again; sends of committed moves are dropped; a row that then returns to an
+  earlier state is sent again.
+- The ledger keeps only what a re-run needs: once a record's move is committed its sent
+  messages are forgotten; failures and refusals stay until the record's next move.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
@@ -25,6 +29,7 @@ from acoustic_pipelines.connections.sender import Outgoing, TrackingApiSender, m
 from acoustic_pipelines.connections.sync import sync_model
 from acoustic_pipelines.connections.warehouse import read_model
 from acoustic_pipelines.database import open_database
+from acoustic_pipelines.sandbox.connect.faults import Fault
 from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox, serve_tracking_api
 from tests.connections.models import parse_model
 from tests.connections.test_sync import MODEL
@@ -39,7 +44,7 @@ TRAITS = "Customer Traits"
 EARLIER_SCHEMA = """
 CREATE TABLE connections_models (model TEXT PRIMARY KEY, generation BIGINT NOT NULL);
 CREATE TABLE connections_snapshot (
-    model TEXT NOT NULL, record_key TEXT NOT NULL, checksum TEXT NOT NULL,
+    model TEXT NOT NULL, record_key TEXT NOT NULL, checksum TEXT NOT NULL,{version}
     PRIMARY KEY (model, record_key)
 );
 CREATE TABLE connections_sends (
@@ -64,9 +69,9 @@ def sandbox(tmp_path: Path) -> Iterator[TrackingApiSandbox]:
         yield running
 
 
-def sender_for(sandbox: TrackingApiSandbox) -> TrackingApiSender:
+def sender_for(sandbox: TrackingApiSandbox, **options: Any) -> TrackingApiSender:
     return TrackingApiSender(
-        endpoint=sandbox.endpoint, write_key=WRITE_KEY, sleep=lambda _: None, timeout=5
+        endpoint=sandbox.endpoint, write_key=WRITE_KEY, sleep=lambda _: None, timeout=5, **options
     )
 
 
@@ -81,9 +86,14 @@ def checksums(warehouse: str, tmp_path: Path, snapshot_file: Path | None = None)
     return {c.key: c.checksum for c in changes}
 
 
+@pytest.mark.parametrize("versions", [False, True], ids=["before-versions", "with-versions"])
 @pytest.mark.parametrize("engine", ENGINES)
-def test_a_ledger_of_the_earlier_layout_keeps_working(
-    engine: str, request: pytest.FixtureRequest, tmp_path: Path, sandbox: TrackingApiSandbox
+def test_a_ledger_of_an_earlier_layout_keeps_working(
+    engine: str,
+    versions: bool,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sandbox: TrackingApiSandbox,
 ) -> None:
     warehouse = str(tmp_path / "warehouse.duckdb")
     with duckdb.connect(warehouse) as con:
@@ -101,10 +111,15 @@ def test_a_ledger_of_the_earlier_layout_keeps_working(
     # recorded as sent but killed before its snapshot moved, 2's answer lost (recorded failed).
     database = open_database(ledger_location(engine, request, tmp_path), name="connections")
     with database.transaction() as db:
-        for statement in EARLIER_SCHEMA.split(";"):
+        schema = EARLIER_SCHEMA.format(
+            version=" version BIGINT NOT NULL DEFAULT 0," if versions else ""
+        )
+        for statement in schema.split(";"):
             db.execute(statement)
         db.executemany(
-            "INSERT INTO connections_snapshot VALUES ('customers', ?, ?)", before.items()
+            "INSERT INTO connections_snapshot (model, record_key, checksum) "
+            "VALUES ('customers', ?, ?)",
+            before.items(),
         )
         sends = [
             (earlier_message_id(k, c, TRAITS), k, "added", c, "sent", None, 1, None)
@@ -143,6 +158,9 @@ def test_a_ledger_of_the_earlier_layout_keeps_working(
         )
         db.execute("INSERT INTO connections_snapshot_tokens VALUES ('customers', 'earlier')")
     ledger = SyncLedger(database, snapshot_cache=tmp_path / "cache")
+    migrated = sorted((s.record_key, s.outcome, s.attempts) for s in ledger.sends("customers"))
+    assert migrated == [("1", "sent", 1), ("2", "failed", 3)]  # committed sends dropped
+    assert not database.columns("connections_sends")
     earlier_file = pq.read_table(snapshot_file).drop_columns(["version"])
     ledger.snapshot_cache.mkdir()
     pq.write_table(earlier_file, ledger.snapshot_file("customers", "earlier"))
@@ -174,10 +192,7 @@ def test_a_ledger_of_the_earlier_layout_keeps_working(
 
     assert sync() == (2, 1, 1, 1)  # 1 settled earlier; 2 resent under its earlier id
     assert sandbox.counts["duplicates"] == 1 and sandbox.counts["messages"] == 2
-    (retried,) = [
-        s for s in ledger.sends("customers") if s.record_key == "2" and s.change == "updated"
-    ]
-    assert (retried.outcome, retried.attempts) == ("sent", 4)
+    assert ledger.sends("customers") == []  # every move committed: nothing left to resend
     assert sync() == (0, 0, 0, 0)
     with duckdb.connect(warehouse) as con:
         con.execute("UPDATE customers SET plan = 'pro' WHERE id IN (1, 2)")
@@ -185,3 +200,43 @@ def test_a_ledger_of_the_earlier_layout_keeps_working(
     stored = Counter(m["messageId"] for m in sandbox.messages())
     assert len(stored) == 4 and set(stored.values()) == {1}
     assert ledger.snapshot_size("customers") == 10
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_ledger_forgets_the_sent_messages_of_committed_moves(
+    engine: str, request: pytest.FixtureRequest, tmp_path: Path, sandbox: TrackingApiSandbox
+) -> None:
+    warehouse = str(tmp_path / "warehouse.duckdb")
+    with duckdb.connect(warehouse) as con:
+        con.execute(
+            "CREATE TABLE customers AS SELECT range AS id, CASE WHEN range = 4 THEN NULL ELSE "
+            "'u' || range || '@example.com' END AS email, 'pro' AS plan FROM range(10)"
+        )
+    location = ledger_location(engine, request, tmp_path)
+    ledger = SyncLedger(open_database(location, name="connections"))
+    model = parse_model(MODEL)
+
+    def sync(sender: TrackingApiSender, sql: str | None = None) -> list[tuple[str, str]]:
+        if sql is not None:
+            with duckdb.connect(warehouse) as con:
+                con.execute(sql)
+        sync_model(
+            model,
+            read_model(warehouse, model.sql),
+            ledger=ledger,
+            sender=sender,
+            retry_days=14,
+            now=NOW,
+            workdir=tmp_path,
+        )
+        return sorted((s.record_key, s.outcome) for s in ledger.sends("customers"))
+
+    assert sync(sender_for(sandbox)) == [("4", "rejected")]  # nine sent, then forgotten
+    sandbox.inject(Fault("503", count=1))
+    failing = sender_for(sandbox, max_attempts=1)
+    changed = "UPDATE customers SET plan = 'max' WHERE id = 5"
+    assert sync(failing, changed) == [("4", "rejected"), ("5", "failed")]
+    assert sync(sender_for(sandbox)) == [("4", "rejected")]
+    fixed = "UPDATE customers SET email = 'u4@example.com' WHERE id = 4"
+    assert sync(sender_for(sandbox), fixed) == []
+    assert len(sandbox.messages()) == 9 + 1 + 1
