@@ -26,6 +26,13 @@ What lands in the lake, replaced whole on every run (``Lake.stage``/``Lake.commi
   on the event) and :data:`UNREADABLE_PAYLOAD` (the payload is not a JSON object; ``mapping`` is
   null and the reject is counted once per destination).
 
+When every enabled mapping's trigger starts with a test of ``type`` (``type = "track" and …``,
+as Segment's presets do), an event whose ``type`` column no trigger tests for is counted as
+"no matching mapping" without its payload being read: no mapping can match it. (Its payload is
+then not checked either: an unreadable payload of such a type is "no matching mapping", not an
+``UNREADABLE_PAYLOAD`` reject. Ingest accepts only lines that are JSON objects, so only a raw
+table written by other means can hold one.)
+
 Nothing is lost: per destination, every event read is either matched by at least one mapping,
 "no matching mapping", or an unreadable payload; every (event, matching mapping) is either a row
 or a reject (a trigger that fails counts as a match that is rejected).

@@ -22,9 +22,10 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,9 @@ from acoustic_pipelines.acoustic.flat_columns import (
 from acoustic_pipelines.acoustic.row_builder import compile_row_builder
 from acoustic_pipelines.acoustic.rows import HEADER_KEYS, AcousticReject
 from acoustic_pipelines.actions.mappings.kit import MappingError
-from acoustic_pipelines.actions.triggers import GuardedRules, TriggerError
+from acoustic_pipelines.actions.triggers import GuardedRules, TriggerError, trigger_guard
 from acoustic_pipelines.config.loading import DestinationConfig
+from acoustic_pipelines.gc_pause import cyclic_gc_paused
 from acoustic_pipelines.lake import Lake
 from acoustic_pipelines.segment.raw_events import RAW_EVENTS, parse_payload
 
@@ -250,15 +252,20 @@ class PartWork:
 def map_part(work: PartWork, plan: PartPlan) -> MappedPart:
     """Map one part's events for every destination: counters, rejects written, rows spilled."""
     reject_path = f"{work.rejected_folder}/{part_file(plan.number)}"
-    with _RejectWriter(work.lake, reject_path, work.batch_rows) as rejects:
+    with cyclic_gc_paused(), _RejectWriter(work.lake, reject_path, work.batch_rows) as rejects:
         mappers = [
             _DestinationMapper(index, destination, rejects, work, plan.number)
             for index, destination in enumerate(work.destinations)
         ]
+        types = _mapped_types(work.destinations)
         read = 0
-        for message_ids, payloads in _raw_batches(work.lake, plan, work.batch_rows):
+        for message_ids, payloads, mapped in _raw_batches(work.lake, plan, work.batch_rows, types):
             _stop_if_orphaned(work.parent_pid)
-            for message_id, payload in zip(message_ids, payloads, strict=True):
+            for message_id, payload, read_it in zip(message_ids, payloads, mapped, strict=True):
+                if not read_it:
+                    for mapper in mappers:
+                        mapper.not_mapped()
+                    continue
                 event = parse_payload(payload)
                 for mapper in mappers:
                     mapper.map_event(message_id, event)
@@ -274,17 +281,41 @@ def _stop_if_orphaned(parent_pid: int) -> None:
         raise SystemExit(f"the run (pid {parent_pid}) is gone; stopping")
 
 
-def _raw_batches(lake: Lake, plan: PartPlan, batch_rows: int) -> Iterator[tuple[list, list]]:
-    """(message ids, payloads) of the part's raw events, one record batch at a time."""
+def _mapped_types(destinations: Sequence[DestinationConfig]) -> pa.Array | None:
+    """The event types some enabled mapping can match, when every trigger starts with a test of
+    ``type`` (Segment's presets do); None when an event of any type may match."""
+    types = set()
+    for destination in destinations:
+        for rule in destination.rules:
+            guard = trigger_guard(rule.matches)
+            if guard is None or guard[0] != "type":
+                return None
+            types.add(guard[1])
+    return pa.array(sorted(types), pa.string())
+
+
+def _raw_batches(
+    lake: Lake, plan: PartPlan, batch_rows: int, types: pa.Array | None
+) -> Iterator[tuple[list, list, Iterable[bool]]]:
+    """(message ids, payloads, whether to read each) of the part's raw events, a batch at a time.
+
+    With ``types``, an event of another type (its ``type`` column) is not read: no mapping can
+    match it, and its payload is left unparsed.
+    """
     for path, groups in plan.slices:
         with pq.ParquetFile(path, filesystem=lake.fs) as file:
             for batch in file.iter_batches(
                 batch_size=batch_rows,
                 row_groups=list(groups),
-                columns=["message_id", "payload"],
+                columns=["message_id", "payload", "type"],
                 use_threads=False,
             ):
-                yield batch.column(0).to_pylist(), batch.column(1).to_pylist()
+                if types is None:
+                    read: Iterable[bool] = repeat(True, batch.num_rows)
+                else:
+                    found = pc.is_in(batch.column(2), value_set=types)
+                    read = pc.fill_null(found, True).to_pylist()
+                yield batch.column(0).to_pylist(), batch.column(1).to_pylist(), read
 
 
 class _DestinationMapper:
@@ -314,6 +345,11 @@ class _DestinationMapper:
         self.ids: list[str] = []
         self.names: list[str] = []
         self.rows: list[dict[str, Any]] = []
+
+    def not_mapped(self) -> None:
+        """Count an event no mapping can match (by its type), left unread."""
+        self.part.considered += 1
+        self.part.no_matching += 1
 
     def map_event(self, message_id: str, event: dict[str, Any] | None) -> None:
         """Run every enabled mapping on one event; keep its rows, write its rejects."""

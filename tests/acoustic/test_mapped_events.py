@@ -98,9 +98,14 @@ def tracks_destination(name: str, *, columns: str = "", also_map: str = "") -> s
 
 
 def write_raw(
-    lake: Lake, payloads: list[dict[str, Any] | str], *, row_group_size: int | None = None
+    lake: Lake,
+    payloads: list[dict[str, Any] | str],
+    *,
+    row_group_size: int | None = None,
+    text_type: str = "track",
 ) -> None:
-    """Write `segment/raw_events` for DAY by hand: one row per payload (a str is written as is)."""
+    """Write `segment/raw_events` for DAY by hand: one row per payload (a str is written as is,
+    its `type` column is `text_type`)."""
     moment = datetime(2026, 11, 20, 12, tzinfo=UTC)
     rows = []
     for index, payload in enumerate(payloads):
@@ -108,7 +113,7 @@ def write_raw(
         rows.append(
             {
                 "message_id": event.get("messageId", f"raw-{index}"),
-                "type": event.get("type", "track"),
+                "type": event.get("type", text_type),
                 "event": event.get("event"),
                 "user_id": None,
                 "anonymous_id": "anon",
@@ -386,6 +391,25 @@ def test_rejects_carry_their_code_and_every_match_is_accounted_for(lake: Lake) -
     assert shop.no_matching_mapping == 0
     assert report.accounting_problems() == []
     assert report.rejected_rows_written == 6
+
+
+@pytest.mark.parametrize("trigger", ['type = "track"', 'event = "Order Completed"'])
+def test_an_event_no_trigger_can_match_by_its_type_is_not_read(lake: Lake, trigger: str) -> None:
+    """With every trigger testing `type` first, a page event is no match, its payload unread; a
+    trigger that does not start with `type` reads every payload (an unreadable one is a reject)."""
+    write_raw(lake, ["[not an object]"], text_type="page")
+    destination = (
+        "    name: shop\n    mappings:\n      - name: Orders\n"
+        f"        trigger: '{trigger}'{ALL_SECTIONS}"
+    )
+    report = map_day(lake, DAY, config(destination).destinations)
+    shop = report.destination("shop")
+    assert report.accounting_problems() == []
+    if trigger.startswith("type"):
+        assert (shop.no_matching_mapping, shop.unreadable_payloads, shop.rejected) == (1, 0, 0)
+    else:
+        assert (shop.no_matching_mapping, shop.unreadable_payloads) == (0, 1)
+        assert shop.rejected_by_code == {UNREADABLE_PAYLOAD: 1}
 
 
 @pytest.mark.parametrize("one_part", [True, False], ids=["one part", "a part per event"])
