@@ -391,7 +391,7 @@ def map_day(
             ``acoustic/rejected_events``.
         day: the UTC day (partition) to map.
         destinations: the destinations to map for (``PipelineConfig.destinations``).
-        batch_rows: raw events per record batch, and rows per Parquet row group at most.
+        batch_rows: raw events per record batch.
         scratch_dir: local folder for the spilled batches (default: the system's temp dir).
         on_progress: called with a one-line progress message every few seconds and at the end.
         workers: worker processes (:func:`~acoustic_pipelines.settings.worker_count`: None =

@@ -11,7 +11,7 @@ goes through two steps, each run by any worker process:
    batch alone, to the scratch folder (Arrow IPC, lz4);
 2. once the day's column types are known (the union of every part's), :func:`write_part`
    casts each spilled batch to the destination's columns and writes
-   ``destination=NAME/part-NNNNN.parquet`` (zstd, a row group per batch).
+   ``destination=NAME/part-NNNNN.parquet`` (zstd, row groups of up to :data:`ROW_GROUP_ROWS`).
 
 The mapping itself is :func:`~acoustic_pipelines.acoustic.row_builder.compile_row_builder`
 (trigger, mapping and Acoustic row), and memory stays bounded by one batch per destination.
@@ -23,6 +23,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import repeat
@@ -98,6 +99,10 @@ MAPPED_PARQUET_OPTIONS: dict[str, Any] = {
     "use_dictionary": ["mapping", "eventSource"],
     "write_statistics": list(FIXED_COLUMNS),
 }
+#: Rows per row group of the mapped tables, at most. Each row group costs a column chunk (pages,
+#: statistics, metadata) per column of the day, over a hundred: one group per ~3,600-row batch
+#: made writing 2.5x slower and the files 50 % larger than groups of this size.
+ROW_GROUP_ROWS = 65_536
 # Spilled batches live seconds in the local scratch folder and are memory-mapped back:
 # uncompressed, they cost a copy to write and nothing to read (lz4 cost ~2 µs per event).
 _SPILL_OPTIONS = pa.ipc.IpcWriteOptions()
@@ -506,12 +511,28 @@ def write_part(
         with pq.ParquetWriter(
             path, schema, filesystem=work.lake.fs, **MAPPED_PARQUET_OPTIONS
         ) as writer:
-            for batch_number in range(batches[index]):
-                spill = work.spill_path(number, index, batch_number)
-                with pa.memory_map(str(spill)) as source:
+            pending: list[pa.RecordBatch] = []
+            with ExitStack() as maps:  # the spilled batches stay mapped until written
+                for batch_number in range(batches[index]):
+                    spill = work.spill_path(number, index, batch_number)
+                    source = maps.enter_context(pa.memory_map(str(spill)))
                     spilled = pa.ipc.open_file(source).get_batch(0)
-                    writer.write_batch(_conformed(spilled, columns[index], schema))
-                spill.unlink()
+                    pending.append(_conformed(spilled, columns[index], schema))
+                    spill.unlink()
+                    if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
+                        _write_row_groups(writer, pending, schema)
+                        pending = []
+                        maps.close()
+                _write_row_groups(writer, pending, schema)
+
+
+def _write_row_groups(
+    writer: pq.ParquetWriter, batches: list[pa.RecordBatch], schema: pa.Schema
+) -> None:
+    """Write batches as row groups of ROW_GROUP_ROWS rows (the last one shorter)."""
+    if batches:
+        table = pa.Table.from_batches(batches, schema=schema)
+        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
 
 def _conformed(
