@@ -50,21 +50,11 @@ class _Unsure(Exception):
     """The fused step leaves this event to the plain way (see the module docstring)."""
 
 
-class _SureReject(Exception):
-    """The header's reject, known to be the plain way's outcome too (see ``_header_reject``)."""
-
-    def __init__(self, reject: AcousticReject) -> None:
-        super().__init__(reject.code)
-        self.reject = reject
-
-
 _SCALARS = (str, int, float, bool)
 
 
-def _header_reject(
-    reject: AcousticReject, event: dict, section_fields: tuple[tuple[str, Any], ...]
-) -> _SureReject | None:
-    """The header's reject as the plain way's outcome, when nothing before it can fail there.
+def _sections_resolve(event: dict, section_fields: tuple[tuple[str, Any], ...]) -> bool:
+    """Whether the plain way resolves and walks every section of ``event`` without failing.
 
     The plain way resolves every field, walks the sections (``to_result``) and only then checks
     the header. Resolving the sections here (a directive may fail) and serializing them with
@@ -78,10 +68,10 @@ def _header_reject(
             if kind is dict or kind is list:
                 dumps(section)
             elif section is not None and section is not UNDEFINED and kind not in _SCALARS:
-                return None
+                return False
     except Exception:  # a failing directive, not plain JSON, too deep: the plain way decides
-        return None
-    return _SureReject(reject)
+        return False
+    return True
 
 
 def compile_row_builder(
@@ -128,6 +118,7 @@ def compile_row_builder(
     def build(event: Any) -> FlatRow:
         if type(event) is not dict:
             return plain(event)  # raises the mapping's input error
+        reject = None
         try:
             head = {}
             for key, field in header_fields:
@@ -144,40 +135,44 @@ def compile_row_builder(
             try:
                 row = header_of(head)
             except AcousticReject as exc:
-                reject = _header_reject(exc, event, section_fields)
-            else:
-                reject = None
-            if reject is not None:
-                raise reject
-            writes = 0
-            mapped = False
-            for name, field in section_fields:
-                section = field(event)
-                if section is None or section is UNDEFINED:
-                    continue
-                mapped = True
-                kind = type(section)
-                if kind is dict:
-                    if name in _OBJECT_SECTIONS:
-                        writes += _flatten_top(section, row, max_depth)
+                if not _sections_resolve(event, section_fields):
+                    raise _Unsure from None
+                # Without its traceback, the reject holds no frame (and no frame holds it): no
+                # reference cycle per rejected event for the cyclic collector to find.
+                reject = exc.with_traceback(None)
+            if reject is None:
+                writes = 0
+                mapped = False
+                for name, field in section_fields:
+                    section = field(event)
+                    if section is None or section is UNDEFINED:
+                        continue
+                    mapped = True
+                    kind = type(section)
+                    if kind is dict:
+                        if name in _OBJECT_SECTIONS:
+                            writes += _flatten_top(section, row, max_depth)
+                        else:
+                            writes += _flatten((section,), "", 0, row, max_depth)
+                    elif kind is list and name == "array_data":
+                        writes += _flatten(section, "", 0, row, max_depth)
                     else:
-                        writes += _flatten((section,), "", 0, row, max_depth)
-                elif kind is list and name == "array_data":
-                    writes += _flatten(section, "", 0, row, max_depth)
-                else:
+                        raise _Unsure
+                if not mapped:
+                    raise _Unsure  # nothing mapped: the plain way rejects it
+                if len(row) != len(HEADER_KEYS) + writes:
+                    raise _Unsure  # a key written twice: the plain way counts the collisions
+                if class_key in row or audience_key in row:
+                    audiences(row)
+                if len(row) - len(HEADER_KEYS) > max_attributes:
                     raise _Unsure
-            if not mapped:
-                raise _Unsure  # nothing mapped: the plain way rejects it
-            if len(row) != len(HEADER_KEYS) + writes:
-                raise _Unsure  # a key written twice: the plain way counts the collisions
-            if class_key in row or audience_key in row:
-                audiences(row)
-            if len(row) - len(HEADER_KEYS) > max_attributes:
-                raise _Unsure
-        except _SureReject as sure:
-            raise sure.reject from None
         except Exception:  # _Unsure, a reject, a failing directive, a deep event: decide plainly
             return plain(event)
+        if reject is not None:
+            try:
+                raise reject
+            finally:
+                reject = None  # the frame in its traceback must not hold it (a cycle)
         return FlatRow(row, ())
 
     return build

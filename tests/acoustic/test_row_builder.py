@@ -10,6 +10,7 @@ built section, key collisions, deep nesting, wrong section shapes, rejects).
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -164,6 +165,26 @@ def test_a_rejected_header_is_the_plain_ways_outcome() -> None:
     assert assert_same(TRACK_DEFAULT, deep)[0] == "mapping error"
     shallow_enough = {**no_recipient, "context": nested(200)}
     assert assert_same(TRACK_DEFAULT, shallow_enough)[0] == "reject"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [event_with(properties={"name": "x"}), event_with(properties={"email": "a@x.io"}, traits=[1])],
+    ids=["header rejected by the fused step", "rejected the plain way"],
+)
+def test_a_rejected_event_leaves_no_reference_cycle(event: dict[str, Any]) -> None:
+    """A reject is freed at once: with the cyclic collector paused (as the mapping loop runs),
+    rejected events must not pile up in cycles waiting for it."""
+    build = compile_row_builder(compile_mapping(TRACK_DEFAULT))
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            with pytest.raises(AcousticReject):
+                build(event)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 def test_other_mapping_shapes_use_the_plain_way() -> None:
