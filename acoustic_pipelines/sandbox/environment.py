@@ -62,7 +62,8 @@ def sandbox_environment(
     they are submitted.
 
     With a `connections:` section, Segment's Tracking API is served too: what it accepts is
-    written into the Segment archive (`archive`, default `$ACOUSTIC_PIPELINES_ARCHIVE`), stamped `receivedAt` on
+    written into the Segment archive (`archive`, default `$ACOUSTIC_PIPELINES_ARCHIVE`; a folder
+    or `s3://bucket/prefix` at `$ACOUSTIC_PIPELINES_S3_ENDPOINT_URL`), stamped `receivedAt` on
     `received_day` when given (the demo's day; else now). Unless the config's warehouse variable
     is already set, a sample warehouse for that day is written in `folder` and named by it.
     """
@@ -86,11 +87,11 @@ def sandbox_environment(
         sftp_login = client_settings(sandbox=connect, sftp=sftp, folder=folder)
         tracking: dict[str, str] = {}
         if config.connections is not None:
-            # Segment Connections' Tracking API: what it accepts lands in the local archive.
-            archive = archive or settings.archive_location()
+            # Segment Connections' Tracking API: what it accepts lands in the archive (a folder or
+            # s3://, opened as the pipeline opens it), where segment/raw_events reads it.
             api = stack.enter_context(
                 serve_tracking_api(
-                    archive=Path(archive) if "://" not in archive else folder / "archive",
+                    archive=archive or settings.archive_location(),
                     write_key=SANDBOX_WRITE_KEY,
                     source_id=SANDBOX_SOURCE_ID,
                     clock=_clock(received_day),

@@ -13,13 +13,17 @@ Served (segment.md §1.5): `POST /v1/batch`, `/v1/track`, `/v1/identify`, `/v1/p
   `originalTimestamp`, `timestamp` (clock-skew corrected from `sentAt` when the caller gave no
   `timestamp`), `version: 2`, the batch's top-level `context`/`integrations` merged into each
   event; the `writeKey` is not kept. It is written as one gzip NDJSON file per request under
-  `<archive>/segment-logs/<source-id>/<received-day-ms>/` (written aside, then renamed).
+  `<archive>/segment-logs/<source-id>/<received-day-ms>/`, through the project's storage layer:
+  the archive is a local folder (written aside, then renamed) or an `s3://bucket/prefix` (one
+  object per file, which S3 makes visible whole).
 - Dedupe on `messageId` (Segment's rule, §1.3): an event whose id was already accepted is
   answered 200 and not written again.
 - Faults, as the Connect sandbox injects them (`sandbox/connect/faults.py`): 429 with
   `Retry-After`, 503, slow answers, dropped connections (before anything is kept); and
   `lose_answers(n)`: the next n accepted requests are kept, then the connection is dropped
   without an answer — a lost answer, which the sender must resend and the dedupe absorb.
+- `GET /_sandbox/stats`: what it has served — messages kept, duplicates absorbed, answers by
+  status, dropped connections, lost answers — so a test can tell what reached it.
 """
 
 from __future__ import annotations
@@ -43,7 +47,11 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import pyarrow.fs as pafs
+
+from acoustic_pipelines import settings
 from acoustic_pipelines.sandbox.connect.faults import Fault, FaultKind, FaultPlan
+from acoustic_pipelines.storage import Location, open_location
 
 __all__ = ["TrackingApiSandbox", "serve_tracking_api"]
 
@@ -55,6 +63,7 @@ MAX_BATCH_EVENTS: Final = 2_500
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024  # read limit (before the 500 KB check)
 CALL_TYPES: Final = ("identify", "track", "page", "screen", "group", "alias")
 LOGS_FOLDER: Final = "segment-logs"
+STATS_PATH: Final = "/_sandbox/stats"
 
 
 def _iso(moment: datetime) -> str:
@@ -80,7 +89,7 @@ class TrackingApiSandbox:
     endpoint: str  # the API base, http://127.0.0.1:<port>/v1
     write_key: str
     source_id: str
-    archive: Path
+    archive: Location
     faults: FaultPlan
     clock: Callable[[], datetime]
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,11 +108,27 @@ class TrackingApiSandbox:
 
     def messages(self) -> list[dict[str, Any]]:
         """Every message written to the archive, in file order."""
+        fs, logs = self.archive.fs, self.archive.path(LOGS_FOLDER)
+        if fs.get_file_info(logs).type is pafs.FileType.NotFound:
+            return []
+        paths = sorted(
+            info.path
+            for info in fs.get_file_info(pafs.FileSelector(logs, recursive=True))
+            if info.type is pafs.FileType.File
+            and info.base_name.endswith(".gz")
+            and not info.base_name.startswith(".")
+        )
         found: list[dict[str, Any]] = []
-        for path in sorted((self.archive / LOGS_FOLDER).glob("*/*/*.gz")):
-            with gzip.open(path, "rt", encoding="utf-8") as lines:
-                found.extend(json.loads(line) for line in lines if line.strip())
+        for path in paths:
+            with fs.open_input_stream(path, compression=None) as stream:
+                text = gzip.decompress(stream.read()).decode("utf-8")
+            found.extend(json.loads(line) for line in text.splitlines() if line.strip())
         return found
+
+    def stats(self) -> dict[str, Any]:
+        """What it has served, as `GET /_sandbox/stats` answers it."""
+        with self._lock:
+            return {"source_id": self.source_id, "archive": self.archive.uri, **self.counts}
 
     # -- used by the request handler --------------------------------------------------------
 
@@ -133,20 +158,36 @@ class TrackingApiSandbox:
             received = _parse_time(event["receivedAt"]) or self.clock()
             midnight = datetime(received.year, received.month, received.day, tzinfo=UTC)
             by_day.setdefault(str(int(midnight.timestamp()) * 1000), []).append(event)
+        fs = self.archive.fs
         for day, day_events in by_day.items():
-            folder = self.archive / LOGS_FOLDER / self.source_id / day
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = self.archive.path(LOGS_FOLDER, self.source_id, day)
             name = f"{int(time.time() * 1000)}-{uuid.uuid4().hex}"
-            partial = folder / f".{name}.partial"
             text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in day_events)
-            partial.write_bytes(gzip.compress(text.encode("utf-8")))
-            partial.rename(folder / f"{name}.gz")
+            data = gzip.compress(text.encode("utf-8"))
+            if not self.archive.is_local:  # an S3 object appears whole or not at all
+                with fs.open_output_stream(f"{folder}/{name}.gz", compression=None) as out:
+                    out.write(data)
+                continue
+            fs.create_dir(folder, recursive=True)
+            partial = f"{folder}/.{name}.partial"
+            with fs.open_output_stream(partial, compression=None) as out:
+                out.write(data)
+            fs.move(partial, f"{folder}/{name}.gz")
+
+
+def archive_location(archive: str | Path | Location) -> Location:
+    """The archive to write into: a Location as given, else a folder or `s3://bucket/prefix`
+    opened as the pipeline opens its archive (`$ACOUSTIC_PIPELINES_S3_ENDPOINT_URL`, AWS's variables).
+    """
+    if isinstance(archive, Location):
+        return archive
+    return open_location(str(archive), s3_endpoint_url=settings.s3_endpoint_url())
 
 
 @contextmanager
 def serve_tracking_api(
     *,
-    archive: Path,
+    archive: str | Path | Location,
     write_key: str,
     source_id: str = "retl_sandbox",
     port: int = 0,
@@ -154,13 +195,17 @@ def serve_tracking_api(
     faults: Sequence[Fault] = (),
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Iterator[TrackingApiSandbox]:
-    """Serve the Tracking API sandbox on `host`:`port` (0 = a free port) until the block ends."""
+    """Serve the Tracking API sandbox on `host`:`port` (0 = a free port) until the block ends.
+
+    What it accepts is written into `archive`: a folder, an `s3://bucket/prefix` or a Location.
+    """
+    location = archive_location(archive)
     server = _Server((host, port), _Handler)
     sandbox = TrackingApiSandbox(
         endpoint=f"http://{host}:{server.server_address[1]}/v1",
         write_key=write_key,
         source_id=source_id,
-        archive=Path(archive),
+        archive=location,
         faults=FaultPlan(faults),
         clock=clock,
     )
@@ -173,7 +218,7 @@ def serve_tracking_api(
     )
     thread.start()
     try:
-        log.info("Tracking API sandbox on %s, archive %s", sandbox.endpoint, archive)
+        log.info("Tracking API sandbox on %s, archive %s", sandbox.endpoint, location.uri)
         yield sandbox
     finally:
         server.shutdown()
@@ -199,6 +244,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path.rstrip("/") != STATS_PATH:
+            self._answer(404, {"success": False, "message": f"{self.path} is not an endpoint"})
+            return
+        self._answer(200, self.server.sandbox.stats(), count=False)
 
     def do_POST(self) -> None:
         sandbox = self.server.sandbox
@@ -320,8 +371,17 @@ class _Handler(BaseHTTPRequestHandler):
         with suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    def _answer(self, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
-        self.server.sandbox.counts[str(status)] += 1
+    def _answer(
+        self,
+        status: int,
+        answer: Any,
+        headers: dict[str, str] | None = None,
+        *,
+        count: bool = True,
+    ) -> None:
+        if count:
+            with self.server.sandbox._lock:
+                self.server.sandbox.counts[str(status)] += 1
         payload = json.dumps(answer).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

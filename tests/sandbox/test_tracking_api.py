@@ -8,6 +8,8 @@ HTTP on 127.0.0.1:
   Segment adds, and `segment/raw_events` ingests that day; a messageId is kept once.
 - Injected faults answer 429 with Retry-After, 503, or drop the connection; a lost answer keeps
   the request and then drops the connection.
+- `GET /_sandbox/stats` tells what it kept and absorbed; an `s3://` archive gets the same files
+  as objects (over HTTP to the S3 sandbox), which `segment/raw_events` ingests.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import pytest
 import requests
 
@@ -76,7 +79,7 @@ def test_batch_lands_in_the_archive_with_what_segment_adds(sandbox: TrackingApiS
     }
     answer = post(sandbox, "batch", body, **auth())
     assert (answer.status_code, answer.json()) == (200, {"success": True})
-    folder = sandbox.archive / "segment-logs" / "src1" / day_folder(NOW.date())
+    folder = Path(sandbox.archive.root) / "segment-logs" / "src1" / day_folder(NOW.date())
     files = list(folder.glob("*.gz"))
     assert len(files) == 1
     first, second = sandbox.messages()
@@ -123,6 +126,14 @@ def test_a_message_id_is_kept_once(sandbox: TrackingApiSandbox) -> None:
         assert post(sandbox, "batch", {"batch": [track("same"), track("other")]}, **auth()).ok
     assert [m["messageId"] for m in sandbox.messages()] == ["same", "other"]
     assert sandbox.counts["duplicates"] == 2
+    stats = requests.get(sandbox.endpoint.removesuffix("/v1") + "/_sandbox/stats", timeout=10)
+    assert stats.json() == {
+        "source_id": "src1",
+        "archive": sandbox.archive.uri,
+        "messages": 2,
+        "duplicates": 2,
+        "200": 2,
+    }
 
 
 def test_faults_and_a_lost_answer(sandbox: TrackingApiSandbox) -> None:
@@ -149,8 +160,30 @@ def test_raw_events_ingests_what_the_sandbox_wrote(
     batch = [track(f"m{i}", properties={"plan": "pro"}) for i in range(5)]
     assert post(sandbox, "batch", {"batch": batch}, **auth()).ok
     lake = Lake(open_location(str(tmp_path / "lake")))
-    report = ingest_day(open_location(str(sandbox.archive)), lake, NOW.date())
+    report = ingest_day(sandbox.archive, lake, NOW.date())
     assert (report.accepted, report.rejected_by_reason, report.duplicates) == (5, {}, 0)
     rows = lake.read_partition("segment/raw_events", NOW.date()).to_table().to_pylist()
     assert sorted(r["message_id"] for r in rows) == [f"m{i}" for i in range(5)]
     assert {r["source_id"] for r in rows} == {"src1"}
+
+
+def test_an_s3_archive_gets_the_same_layout(s3_endpoint: str, s3_bucket: str) -> None:
+    archive = open_location(f"s3://{s3_bucket}/archive", s3_endpoint_url=s3_endpoint)
+    with serve_tracking_api(
+        archive=archive, write_key=WRITE_KEY, source_id="src1", clock=lambda: NOW
+    ) as sandbox:
+        for _ in range(2):
+            assert post(sandbox, "batch", {"batch": [track("m1"), track("m2")]}, **auth()).ok
+    (info,) = [
+        i
+        for i in archive.fs.get_file_info(pafs.FileSelector(archive.root, recursive=True))
+        if i.type is pafs.FileType.File
+    ]
+    assert info.path.startswith(f"{s3_bucket}/archive/segment-logs/src1/{day_folder(NOW.date())}/")
+    assert [m["messageId"] for m in sandbox.messages()] == ["m1", "m2"]
+    report = ingest_day(
+        archive,
+        Lake(open_location(f"s3://{s3_bucket}/lake", s3_endpoint_url=s3_endpoint)),
+        NOW.date(),
+    )
+    assert (report.accepted, report.duplicates) == (2, 0)

@@ -151,3 +151,81 @@ def test_the_sandbox_command_prints_the_tracking_api_variables(
     folder = tmp_path / "archive" / "segment-logs" / "retl_sandbox" / day_folder(date(2026, 11, 20))
     (path,) = folder.glob("*.gz")
     assert json.loads(gzip.decompress(path.read_bytes()))["event"] == "Probe"
+
+
+def test_the_loop_through_an_s3_archive(
+    s3_endpoint: str, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an `s3://` archive, a sync of the shipped `orders` model (Dagster, the sample
+    warehouse) lands in that bucket in Segment's layout — `segment-logs/<source>/<day-ms>/…gz`,
+    nothing aside — and `segment/raw_events` reads every call of it for the day."""
+    import boto3
+    import dagster as dg
+
+    from acoustic_pipelines.config.loading import load_config
+    from acoustic_pipelines.sandbox.environment import SANDBOX_SOURCE_ID
+    from assets.connections import build_connections
+    from assets.segment import raw_events
+    from resources import LakeResource, SegmentArchiveResource
+    from resources.pipeline_config import PipelineConfigResource
+
+    archive, day = f"s3://{s3_bucket}/archive", date(2026, 11, 20)
+    monkeypatch.setenv(settings.ARCHIVE_ENV, archive)
+    monkeypatch.setenv(settings.S3_ENDPOINT_ENV, s3_endpoint)
+    monkeypatch.delenv("ACOUSTIC_PIPELINES_WAREHOUSE", raising=False)
+    config_path = Path(__file__).resolve().parents[2] / settings.DEFAULT_CONFIG
+    config = load_config(config_path)
+    assert config.connections is not None
+    (orders,) = [
+        a for a in build_connections(config.connections)[0] if a.op.name.endswith("orders")
+    ]
+    lake = LakeResource(location=str(tmp_path / "lake"))
+    with sandbox_environment(config, folder=tmp_path / "sandbox", received_day=day) as variables:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        synced = dg.materialize(
+            [orders],
+            resources={
+                "pipeline_config": PipelineConfigResource(path=str(config_path)),
+                "segment_connections": SegmentConnectionsResource(
+                    ledger=str(tmp_path / "ledger.sqlite")
+                ),
+                "lake": lake,
+            },
+        )
+    (sync,) = [
+        m.materialization.metadata
+        for m in synced.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey(["connections", "orders"])
+    ]
+    sent = sync["Order Completed/sent"].value
+    assert sent > 0
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    keys = [
+        o["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=s3_bucket)
+        for o in page.get("Contents", [])
+    ]
+    prefix = f"archive/segment-logs/{SANDBOX_SOURCE_ID}/{day_folder(day)}/"
+    assert keys and all(k.startswith(prefix) and k.endswith(".gz") for k in keys), keys
+    assert not any(k.rsplit("/", 1)[1].startswith(".") for k in keys), keys
+    archived = [
+        json.loads(line)
+        for k in keys
+        for line in gzip.decompress(
+            client.get_object(Bucket=s3_bucket, Key=k)["Body"].read()
+        ).splitlines()
+    ]
+    assert len(archived) == len({m["messageId"] for m in archived}) == sent
+    assert all(m["receivedAt"].startswith("2026-11-20T") for m in archived)
+
+    read = dg.materialize(
+        [raw_events],
+        partition_key=day.isoformat(),
+        resources={"segment_archive": SegmentArchiveResource(), "lake": lake},
+    )
+    assert read.success
+    rows = lake.get_lake().read_partition("segment/raw_events", day).to_table().to_pylist()
+    assert sorted(r["message_id"] for r in rows) == sorted(m["messageId"] for m in archived)
+    assert {r["source_id"] for r in rows} == {SANDBOX_SOURCE_ID}
