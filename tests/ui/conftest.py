@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import yaml
 
@@ -29,6 +30,8 @@ FITTING_RANGE = [date(2026, 11, 20) + timedelta(days=n) for n in range(3)]
 OVER_QUOTA_RANGE = [date(2026, 11, 24) + timedelta(days=n) for n in range(3)]
 JOB_RANGE = [date(2026, 11, 14) + timedelta(days=n) for n in range(3)]
 DEFAULT_CONFIG = REPO_ROOT / settings.DEFAULT_CONFIG
+#: The variable naming the warehouse of the shipped config's `connections:` (the sandbox's sample).
+WAREHOUSE_ENV = "ACOUSTIC_PIPELINES_WAREHOUSE"
 
 
 @dataclass
@@ -111,3 +114,25 @@ def exports_limits(**limits: Any) -> Callable[[dict[str, Any]], None]:
         raw["exports"] = exports
 
     return edit
+
+
+def add_orders(project: UIProject, prefix: str, *, count: int, guests: int = 0) -> None:
+    """New orders in the sample warehouse, copies of existing ones under new ids: `count` of
+    customers and `guests` guest checkouts (no customer id: Segment refuses their track call),
+    so a sync has something to send whichever syncs ran before."""
+    copy_of = "SELECT * REPLACE (? || order_id AS order_id{guest}) FROM orders "
+    with duckdb.connect(project.ui.environment[WAREHOUSE_ENV]) as con:
+        for rows, guest in ((count, ""), (guests, ", NULL AS customer_id")):
+            con.execute(
+                f"INSERT INTO orders {copy_of.format(guest=guest)} "
+                "WHERE customer_id IS NOT NULL ORDER BY order_id LIMIT ?",
+                [f"{prefix}{'guest-' if guest else ''}", rows],
+            )
+
+
+def change_every_customer(project: UIProject) -> int:
+    """Move every customer's churn score in the sample warehouse; the number of customers."""
+    with duckdb.connect(project.ui.environment[WAREHOUSE_ENV]) as con:
+        con.execute("UPDATE customers SET churn_score = coalesce(churn_score, 0) + 0.5")
+        (customers,) = con.execute("SELECT count(*) FROM customers").fetchone()
+    return customers

@@ -108,6 +108,7 @@ query AssetNodes {
     assetKey { path }
     isPartitioned
     isExecutable
+    isObservable
     assetChecksOrError { ... on AssetChecks { checks { name blocking } } }
   }
 }
@@ -378,6 +379,13 @@ class DagsterUI:
     def stats(self) -> dict[str, Any]:
         """`GET /_sandbox/stats`: signals stored, export jobs by state, today's usage, faults."""
         return self.sandbox("stats")
+
+    def tracking_stats(self) -> dict[str, Any]:
+        """The Tracking API sandbox's `GET /_sandbox/stats`: messages kept, duplicates absorbed."""
+        endpoint = self.environment["SEGMENT_TRACKING_API_ENDPOINT"].removesuffix("/v1")
+        answer = requests.get(f"{endpoint}/_sandbox/stats", timeout=30)
+        answer.raise_for_status()
+        return answer.json()
 
 
 def _wait_until_loaded(ui: DagsterUI, *, timeout: float) -> None:

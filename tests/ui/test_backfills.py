@@ -1,16 +1,28 @@
 """Backfills launched as the UI launches them (issue 12): "Materialize all" over 3 days gives one
 export job per definition for the range, every day of every asset materialized and a result per
 day for every check; a range over today's quota is stopped by the plan's blocking checks before
-anything is submitted, and a later backfill of `connect/export_jobs` alone submits nothing either."""
+anything is submitted, and a later backfill of `connect/export_jobs` alone submits nothing either.
+"Materialize all" selects the whole graph: the unpartitioned Segment Connections assets are synced
+once for the range, not once per day (issue 14)."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import sqlite3
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tests.ui.conftest import FITTING_RANGE, JOB_RANGE, OVER_QUOTA_RANGE, UIProject, exports_limits
+from tests.ui.conftest import (
+    FITTING_RANGE,
+    JOB_RANGE,
+    OVER_QUOTA_RANGE,
+    UIProject,
+    add_orders,
+    change_every_customer,
+    exports_limits,
+)
 
 EXPORT_JOBS = "connect/export_jobs"
 EXPORT_PLAN = "connect/export_plan"
@@ -65,10 +77,41 @@ def _definitions(project: UIProject) -> int:
     return len(raw["exports"]["definitions"])
 
 
+def _materializable(project: UIProject) -> list[str]:
+    """What "Materialize all" on the global asset graph selects: every executable asset that is
+    not observed (LaunchAssetExecutionButton), the unpartitioned sync assets included."""
+    nodes = project.ui.asset_nodes()
+    return [_key(n) for n in nodes if n["isExecutable"] and not n["isObservable"]]
+
+
+def _archived_ids(project: UIProject) -> list[str]:
+    """The messageId of every call the Tracking API sandbox wrote into the archive."""
+    return [
+        json.loads(line)["messageId"]
+        for path in sorted((project.archive / "segment-logs" / "retl_sandbox").glob("*/*.gz"))
+        for line in gzip.decompress(path.read_bytes()).splitlines()
+    ]
+
+
+NEW_ORDERS = 4
+
+
 def test_materialize_all_over_three_days(ui_project: UIProject) -> None:
+    """The UI's "Materialize all" on the global asset graph over 3 days: the daily assets and the
+    unpartitioned Segment Connections assets. The backfill completes; each model syncs once (not
+    once per day) and nothing reaches the Tracking API twice; every daily asset and check has
+    every day; the range gets one export job per definition."""
     ui, days = ui_project.ui, [d.isoformat() for d in FITTING_RANGE]
+    keys = _materializable(ui_project)
     nodes = _daily_assets(ui_project)
-    backfill_id = ui.launch_backfill([_key(n) for n in nodes], days)
+    syncs = sorted(k for k in keys if k.startswith("connections/") and "_rejected" not in k)
+    assert syncs == ["connections/customers", "connections/orders"], keys
+    assert {_key(n) for n in nodes} | {k for k in keys if k.startswith("connections/")} == set(keys)
+    customers = change_every_customer(ui_project)
+    add_orders(ui_project, "materialize-all-", count=NEW_ORDERS)
+    tracking_before = ui.tracking_stats()
+
+    backfill_id = ui.launch_backfill(keys, days)
     state = ui.wait_backfill(backfill_id, timeout=420)
     runs = state["runs"]
     print(f"\nMaterialize all, {days[0]}..{days[-1]}: {len(runs)} run(s), state {state['status']}")
@@ -93,6 +136,24 @@ def test_materialize_all_over_three_days(ui_project: UIProject) -> None:
                 assert executions[0]["evaluation"] is not None, executions[0]
                 if check["blocking"]:
                     assert executions[0]["status"] == "SUCCEEDED", (key, check, day, executions)
+
+    # Segment Connections: one sync per model in the backfill, whatever the number of days.
+    in_backfill = {r["runId"] for r in runs}
+    synced = {}
+    for key in [*syncs, *(f"{sync}_rejected_records" for sync in syncs)]:
+        found = [m for run, m in ui.materialization_metadata(key).items() if run in in_backfill]
+        assert len(found) == 1, f"{key}: {len(found)} materializations in the backfill, not 1"
+        synced[key] = found[0]
+    traits, orders = synced["connections/customers"], synced["connections/orders"]
+    assert traits["Customer Traits/sent"] == customers == traits["added"] + traits["updated"]
+    assert orders["Order Completed/sent"] + orders["Order Completed/rejected"] == orders["added"]
+    assert orders["Order Completed/sent"] >= NEW_ORDERS
+    tracking = ui.tracking_stats()
+    sent = traits["Customer Traits/sent"] + orders["Order Completed/sent"]
+    assert tracking.get("messages", 0) - tracking_before.get("messages", 0) == sent
+    assert tracking.get("duplicates", 0) == tracking_before.get("duplicates", 0)  # none twice
+    archived = _archived_ids(ui_project)
+    assert len(archived) == len(set(archived))
 
 
 def test_the_daily_pipeline_jobs_backfill_is_one_run_and_one_job_per_definition(
