@@ -14,6 +14,10 @@ and runs, each in a fresh interpreter, for every worker count:
   coordinating process and every worker) and the peak of their summed PSS (the memory the run
   holds as a whole: pages the workers share are counted once).
 
+Each run's CPU seconds (user + system, the run and all its processes) are reported beside its
+wall time, and Segment's too: on a shared machine the wall times swing with the load, the CPU
+seconds much less.
+
 Then the output of every worker count is compared with the first's, row by row (raw, rejected,
 mapped per destination, mapping rejects), and Segment's engine (`oracle.py`, stream mode, one
 core) transforms the same events from a JSONL copy of the day. Prints one line per run and:
@@ -31,6 +35,7 @@ import gzip
 import inspect
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -74,7 +79,11 @@ def main() -> None:
         same = {w: same_output(lakes[first], lakes[w]) for w in args.workers[1:]}
         segment = None
         if not args.skip_segment:
-            segment = run_oracle(jsonl_of(archive))
+            jsonl = jsonl_of(archive)
+            before = children_cpu()
+            segment = run_oracle(jsonl)
+            if segment is not None:
+                segment["cpu"] = children_cpu() - before
         report(args, results, same, segment)
     finally:
         if not args.keep:
@@ -135,6 +144,12 @@ def measure(archive: Path, lake: Path, workers: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's ended children and theirs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 # --- child side ------------------------------------------------------------------------------
 
 
@@ -179,6 +194,8 @@ def run_day(archive: str, lake_dir: str, workers: int) -> dict[str, Any]:
         )
         / 1024,
         "peak_whole_mb": sampler.peak_sum / 1024,
+        # Every process of the run, as last sampled (a worker's last 50 ms may be missed).
+        "cpu": (sum(sampler.cpu_by_pid.values()) - sampler.cpu_before) / os.sysconf("SC_CLK_TCK"),
     }
 
 
@@ -190,6 +207,8 @@ class _MemorySampler(threading.Thread):
         self.root = root
         self.peak_by_pid: dict[int, int] = {}  # VmHWM, kB
         self.peak_sum = 0  # kB, the largest sum of PSS at one instant
+        self.cpu_by_pid: dict[int, int] = {}  # clock ticks (user + system), the last seen
+        self.cpu_before = _cpu_ticks(root)  # the imports before the day, not counted
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -211,6 +230,9 @@ class _MemorySampler(threading.Thread):
             if hwm:
                 self.peak_by_pid[pid] = max(self.peak_by_pid.get(pid, 0), hwm)
             total += pss
+            ticks = _cpu_ticks(pid)
+            if ticks:
+                self.cpu_by_pid[pid] = max(self.cpu_by_pid.get(pid, 0), ticks)
         self.peak_sum = max(self.peak_sum, total)
 
     def _tree(self) -> list[int]:
@@ -235,6 +257,16 @@ class _MemorySampler(threading.Thread):
 def _status(pid: int) -> tuple[int, int]:
     """(VmHWM, PSS) of a process in kB (0 when it is gone)."""
     return _field(f"/proc/{pid}/status", "VmHWM:"), _field(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU clock ticks of a process so far (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _field(path: str, name: str) -> int:
@@ -317,7 +349,7 @@ def report(
         "acoustic/mapped_events call)"
     )
     print(
-        f"{'workers':>7} {'seconds':>8} {'ingest':>7} {'map':>6} {'events/s':>10} "
+        f"{'workers':>7} {'seconds':>8} {'ingest':>7} {'map':>6} {'cpu s':>6} {'events/s':>10} "
         f"{'coord MB':>9} {'worker MB':>10} {'whole MB':>9} {'procs':>5} {'accepted':>9} "
         f"{'rows':>9}"
     )
@@ -325,6 +357,7 @@ def report(
         rows = sum(r["mapped_rows"].values())
         print(
             f"{workers:>7} {r['seconds']:>8.1f} {r['ingest_seconds']:>7.1f} {r['map_seconds']:>6.1f} "
+            f"{r['cpu']:>6.1f} "
             f"{r['lines'] / r['seconds']:>10,.0f} {r['peak_coordinator_mb']:>9,.0f} "
             f"{r['peak_worker_mb']:>10,.0f} {r['peak_whole_mb']:>9,.0f} {r['processes']:>5} "
             f"{r['accepted']:>9,} {rows:>9,}"
@@ -363,6 +396,14 @@ def report(
             f"day: ours {r['seconds']:.1f}s on {workers} worker(s) vs Segment's {theirs:.1f}s on "
             f"one core → {theirs / r['seconds']:.2f}× (goal ≥ {GOAL_DAY:.0f}×)"
         )
+    # CPU time barely depends on what else runs (wall time on a shared machine does): the work
+    # each side does for the day, and the best wall time that work allows on this many cores.
+    first = results[min(results)]
+    print(
+        f"cpu: ours {first['cpu']:.1f}s for the day ({min(results)} worker(s)), Segment's "
+        f"{segment['cpu']:.1f}s → {segment['cpu'] / first['cpu']:.2f}× per core; spread over "
+        f"{os.cpu_count()} cores without loss: {segment['cpu'] / first['cpu'] * os.cpu_count():.2f}×"
+    )
 
 
 if __name__ == "__main__":
