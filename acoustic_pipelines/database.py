@@ -115,14 +115,8 @@ class Database:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.name),))
                 yield _PostgresConnection(conn)
             return
-        with self._sqlite() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._sqlite() as db, _immediate(db):
+            yield db
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -226,20 +220,27 @@ class Session:
                     )
                     yield self._connection
                 return
-            db = self._connection
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            with _immediate(self._connection):
+                yield self._connection
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only look at committed rows (no lock taken in the database)."""
         with self._lock:
             yield self._connection
+
+
+@contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """A SQLite write transaction taken at once (BEGIN IMMEDIATE): committed, or rolled back on
+    error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def open_database(location: str | Path, *, name: str, timeout: float = 30.0) -> Database:
