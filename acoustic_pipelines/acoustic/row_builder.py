@@ -8,18 +8,20 @@ of the payload's fields (the Acoustic presets and most real mappings): the field
 the header is checked before any section is touched, and the sections are flattened straight
 from the event with ``to_result``'s number rule applied to each leaf on the way.
 
-The result is the plain way's, always: whatever the fused step is not sure of — a reject, a
-key written twice, a value that is not plain JSON, ``undefined`` inside a section, a mapping of
-another shape — is handed to the plain way, which then decides (and raises) exactly as before.
-Only the common cases take the short road: a valid event becoming a row, and an event whose
-header is rejected (no recipient, say) once its sections are proven to resolve and walk without
-failing, as the plain way would before it checks the header. ``tests`` compare both on the
-conformance vectors and on generated events.
+The result is the plain way's, always: whatever the fused step is not sure of — a key written
+twice, a value that is not plain JSON, ``undefined`` inside a section, a section too deep, a
+reject other than the header's, a mapping of another shape — is handed to the plain way, which
+then decides (and raises) exactly as before. Two cases take the short road: a valid event
+becoming a row, and an event whose header is rejected (no recipient, most often) once its
+sections are known to resolve and to pass ``to_result`` as the plain way would — then the plain
+way raises that same reject, so the fused step raises it without building the payload. ``tests``
+compare both ways on the conformance vectors, on generated events and on the edge cases.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from orjson import dumps
@@ -46,32 +48,12 @@ _PAYLOAD_KEYS = frozenset((*_HEADER_FIELDS, *SECTIONS))
 _OBJECT_SECTIONS = frozenset(("key_value_pairs", "traits", "properties", "context"))
 
 
+_SCALARS = frozenset((str, int, bool, type(None)))
+fromisoformat = datetime.fromisoformat
+
+
 class _Unsure(Exception):
     """The fused step leaves this event to the plain way (see the module docstring)."""
-
-
-_SCALARS = (str, int, float, bool)
-
-
-def _sections_resolve(event: dict, section_fields: tuple[tuple[str, Any], ...]) -> bool:
-    """Whether the plain way resolves and walks every section of ``event`` without failing.
-
-    The plain way resolves every field, walks the sections (``to_result``) and only then checks
-    the header. Resolving the sections here (a directive may fail) and serializing them with
-    orjson (plain JSON, nested fewer than 255 levels, so the walk cannot fail) proves it would
-    reach the same check with the same header; anything else goes the plain way.
-    """
-    try:
-        for _, field in section_fields:
-            section = field(event)
-            kind = type(section)
-            if kind is dict or kind is list:
-                dumps(section)
-            elif section is not None and section is not UNDEFINED and kind not in _SCALARS:
-                return False
-    except Exception:  # a failing directive, not plain JSON, too deep: the plain way decides
-        return False
-    return True
 
 
 def compile_row_builder(
@@ -114,65 +96,115 @@ def compile_row_builder(
     header_of = _rows._header  # noqa: SLF001  # the same checks, in the same order
     audiences = _rows._apply_audiences  # noqa: SLF001
     class_key, audience_key = _rows._CLASS_KEY, _rows._AUDIENCE_KEY  # noqa: SLF001
+    base_length = len(HEADER_KEYS)
+    if len(header_fields) == len(_HEADER_FIELDS):
+        recipient_of = by_name["uniqueRecipientId"]
+        type_of = by_name["type"]
+        timestamp_of = by_name["timestamp"]
+    else:
+        recipient_of = type_of = timestamp_of = None  # the header is resolved field by field
+
+    def header(event: dict) -> dict[str, Any]:
+        """The row's header columns, or the header's reject (as the plain way words it)."""
+        if recipient_of is None:
+            resolved = [(key, field(event)) for key, field in header_fields]
+        else:
+            recipient = recipient_of(event)
+            event_type = type_of(event)
+            timestamp = timestamp_of(event)
+            # The common valid header, checked as `_rows._header` checks it; anything else
+            # (an integer id, a float, a missing field, a bad value) is left to it below.
+            if (
+                type(recipient) is str
+                and type(event_type) is str
+                and type(timestamp) is str
+                and recipient.strip()
+                and event_type.strip()
+            ):
+                try:
+                    fromisoformat(timestamp)
+                except ValueError:
+                    pass
+                else:
+                    return {
+                        "uniqueRecipient": recipient,
+                        "eventSource": f"{event_type} Event",
+                        "timestamp": timestamp,
+                    }
+            resolved = [
+                ("uniqueRecipientId", recipient),
+                ("type", event_type),
+                ("timestamp", timestamp),
+            ]
+        head = {}
+        for key, value in resolved:
+            if value is UNDEFINED:
+                continue
+            kind = type(value)
+            if kind is float:
+                if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
+                    value = int(value)
+            elif kind is dict or kind is list:
+                raise _Unsure
+            head[key] = value
+        return header_of(head)
+
+    def settled_reject(event: dict, reject: AcousticReject) -> AcousticReject:
+        """The header's reject when the plain way would raise it too; else _Unsure.
+
+        The plain way resolves every section and passes the payload through ``to_result``
+        before it checks the header. Resolving is repeated here (a failing directive decides
+        plainly). ``to_result`` fails only on a section nested too deep for Python's recursion
+        (it recurses twice per level); a section orjson can write is at most 254 levels deep,
+        which takes ~510 frames: within Python's default limit of 1,000 for any caller that is
+        not itself within ~500 frames of it.
+        """
+        for _name, field in section_fields:
+            section = field(event)
+            kind = type(section)
+            if kind is dict or kind is list:
+                dumps(section)  # raises for undefined, odd keys, too deep: decided plainly
+            elif section is not UNDEFINED and kind is not float and kind not in _SCALARS:
+                raise _Unsure
+        return reject
 
     def build(event: Any) -> FlatRow:
         if type(event) is not dict:
             return plain(event)  # raises the mapping's input error
-        reject = None
         try:
-            head = {}
-            for key, field in header_fields:
-                value = field(event)
-                if value is UNDEFINED:
+            try:
+                row = header(event)
+            except AcousticReject as reject:
+                raise settled_reject(event, reject) from None
+            writes = 0
+            mapped = False
+            for name, field in section_fields:
+                section = field(event)
+                if section is None or section is UNDEFINED:
                     continue
-                kind = type(value)
-                if kind is float:
-                    if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
-                        value = int(value)
-                elif kind is dict or kind is list:
-                    raise _Unsure
-                head[key] = value
-            try:
-                row = header_of(head)
-            except AcousticReject as exc:
-                if not _sections_resolve(event, section_fields):
-                    raise _Unsure from None
-                # Without its traceback, the reject holds no frame (and no frame holds it): no
-                # reference cycle per rejected event for the cyclic collector to find.
-                reject = exc.with_traceback(None)
-            if reject is None:
-                writes = 0
-                mapped = False
-                for name, field in section_fields:
-                    section = field(event)
-                    if section is None or section is UNDEFINED:
-                        continue
-                    mapped = True
-                    kind = type(section)
-                    if kind is dict:
-                        if name in _OBJECT_SECTIONS:
-                            writes += _flatten_top(section, row, max_depth)
-                        else:
-                            writes += _flatten((section,), "", 0, row, max_depth)
-                    elif kind is list and name == "array_data":
-                        writes += _flatten(section, "", 0, row, max_depth)
+                mapped = True
+                kind = type(section)
+                if kind is dict:
+                    if name in _OBJECT_SECTIONS:
+                        writes += _flatten_top(section, row, max_depth)
                     else:
-                        raise _Unsure
-                if not mapped:
-                    raise _Unsure  # nothing mapped: the plain way rejects it
-                if len(row) != len(HEADER_KEYS) + writes:
-                    raise _Unsure  # a key written twice: the plain way counts the collisions
-                if class_key in row or audience_key in row:
-                    audiences(row)
-                if len(row) - len(HEADER_KEYS) > max_attributes:
+                        writes += _flatten((section,), "", 0, row, max_depth)
+                elif kind is list and name == "array_data":
+                    writes += _flatten(section, "", 0, row, max_depth)
+                else:
                     raise _Unsure
-        except Exception:  # _Unsure, a reject, a failing directive, a deep event: decide plainly
+            if not mapped:
+                raise _Unsure  # nothing mapped: the plain way rejects it
+            if len(row) != base_length + writes:
+                raise _Unsure  # a key written twice: the plain way counts the collisions
+            if class_key in row or audience_key in row:
+                audiences(row)
+            if len(row) - base_length > max_attributes:
+                raise _Unsure
+        except AcousticReject:
+            raise  # settled: the plain way gives this very reject
+        except Exception:  # _Unsure, a failing directive, a deep event: decide plainly
             return plain(event)
-        if reject is not None:
-            try:
-                raise reject
-            finally:
-                reject = None  # the frame in its traceback must not hold it (a cycle)
         return FlatRow(row, ())
 
     return build

@@ -238,3 +238,37 @@ def test_generated_events_give_the_same_outcome(
             event[name] = value
     assert_same(TRACK_DEFAULT, event)
     assert_same(IDENTIFY_DEFAULT, event)
+
+
+REJECTED_HEADERS = {
+    "a section whose directive fails": (
+        {**TRACK_DEFAULT, "properties": {"@case": {"operator": "title", "value": "x"}}},
+        event_with(properties={"name": "no email"}),
+    ),
+    "a section built with undefined keys": (
+        {**TRACK_DEFAULT, "key_value_pairs": {"missing": {"@path": "$.nope"}}},
+        event_with(properties={"name": "no email"}),
+    ),
+    "a section too deep for Python's recursion": (
+        TRACK_DEFAULT,
+        event_with(properties={"name": "no email", "deep": nested(600)}),
+    ),
+    "an integer orjson cannot write": (
+        TRACK_DEFAULT,
+        event_with(properties={"name": "no email", "n": 2**70}),
+    ),
+    "a scalar section": (TRACK_DEFAULT, event_with(properties="text", traits=3.0)),
+    "a bad type and a bad timestamp": (
+        TRACK_DEFAULT,
+        event_with(type="", timestamp=12.0, context={"traits": {"email": 7}}),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("mapping", "event"), list(REJECTED_HEADERS.values()), ids=list(REJECTED_HEADERS)
+)
+def test_a_rejected_header_decides_as_the_plain_way(mapping: Any, event: Any) -> None:
+    """The fused step raises a header reject itself only when the plain way raises that very
+    reject: a section that fails to resolve (or may, in ``to_result``) decides plainly."""
+    assert_same(mapping, event)
