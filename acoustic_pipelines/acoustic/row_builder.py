@@ -211,7 +211,11 @@ def compile_row_builder(
 
 
 def _flatten_top(root: dict, out: dict[str, Any], max_depth: int) -> int:
-    """:func:`_flatten` of an object section, whose text keys are their own flat keys."""
+    """:func:`_flatten` of an object section, whose text keys are their own flat keys.
+
+    The objects one level down (``context.app``, ``context.device``, ...) are walked here too,
+    without a call each: most sections are two levels deep.
+    """
     writes = len(root)
     for key, value in root.items():
         kind = type(value)
@@ -221,7 +225,27 @@ def _flatten_top(root: dict, out: dict[str, Any], max_depth: int) -> int:
             if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
                 value = int(value)
             out[key if type(key) is str else f"{key}"] = value
-        elif kind is dict or kind is list:
+        elif kind is dict:
+            if max_depth == 0:
+                raise _Unsure
+            writes += len(value) - 1
+            for inner, leaf in value.items():  # _flatten(value, f"{key}.", 1, ...) unrolled
+                kind = type(leaf)
+                if kind is str or kind is int or kind is bool or leaf is None:
+                    out[f"{key}.{inner}"] = leaf
+                elif kind is float:
+                    if leaf.is_integer() and abs(leaf) <= MAX_SAFE_INTEGER:
+                        leaf = int(leaf)
+                    out[f"{key}.{inner}"] = leaf
+                elif kind is dict or kind is list:
+                    writes -= 1
+                    if max_depth == 1:
+                        raise _Unsure
+                    if leaf:
+                        writes += _flatten(leaf, f"{key}.{inner}.", 2, out, max_depth)
+                else:
+                    raise _Unsure
+        elif kind is list:
             writes -= 1
             if max_depth == 0:
                 raise _Unsure

@@ -24,6 +24,7 @@ from acoustic_pipelines.actions.triggers import (
     TriggerError,
     compile_trigger,
     trigger_guard,
+    trigger_guards,
 )
 from tests.conformance import CONFORMANCE
 
@@ -101,6 +102,10 @@ TRIGGERS = [
     'type = "track"',
     'type = "identify"',
     'type = "track" and event = "Order Completed"',
+    'type = "track" and event = "Other" and properties.total > 10',
+    '(type = "track" and event = "Other") and name = "x"',
+    'type = "track" and name = "x"',
+    'type = "identify" and event = "Order Completed"',
     'type = "track" and properties.total > 10',
     'event = "Order Completed"',
     'type = "page" or type = "screen"',
@@ -126,6 +131,58 @@ def test_generated_rule_lists(triggers: list[str], event_type: Any, name: Any, t
     every = [i for i, p in enumerate(predicates) if p(event)]
     assert [i for i, p in guarded.candidates(event) if p(event)] == every
     assert list(guarded.rules) == list(enumerate(predicates))
+
+
+def test_the_leading_tests_of_a_trigger() -> None:
+    """trigger_guards: the run of top-level equalities an `and` chain starts with, in order."""
+    assert trigger_guards(compile_trigger('type = "track"')) == (("type", "track"),)
+    two = compile_trigger('type = "track" and event = "Order Completed"')
+    assert trigger_guards(two) == (("type", "track"), ("event", "Order Completed"))
+    nested = compile_trigger('(type = "a" and event = "b") and name = "c" and properties.x = 1')
+    assert trigger_guards(nested) == (("type", "a"), ("event", "b"), ("name", "c"))
+    assert trigger_guards(compile_trigger('type = "a" and (event = "b" or event = "c")')) == (
+        ("type", "a"),
+    )
+    assert trigger_guards(compile_trigger('type = "a" and properties.x = 1 and event = "b"')) == (
+        ("type", "a"),
+    )
+    assert trigger_guards(compile_trigger('type = "a" or event = "b"')) == ()
+    assert trigger_guards(compile_trigger('properties.x = "a" and type = "b"')) == ()
+
+
+@pytest.mark.skipif(not COMPILED, reason=f"conformance vectors not found in {CONFORMANCE}")
+def test_every_leading_test_decides() -> None:
+    """Every vector's trigger on its event and on variants of each leading test's field: where
+    one of those fields is not its text, never a match."""
+    checked = 0
+    for vector, predicate in COMPILED:
+        if type(vector["event"]) is not dict:
+            continue
+        for field, text in trigger_guards(predicate):
+            for event in variants(vector["event"], field):
+                if event.get(field) != text:
+                    assert outcome(predicate, event) is False, (vector["id"], field)
+                    checked += 1
+    assert checked > 50
+
+
+def test_rules_are_grouped_by_their_second_test() -> None:
+    """Rules of one first value sharing a second field: only those whose second test passes."""
+    triggers = [
+        'type = "track" and event = "A"',
+        'type = "track"',
+        'type = "track" and event = "B" and properties.n > 1',
+        'type = "identify"',
+    ]
+    rules = [(t, compile_trigger(t)) for t in triggers]
+    guarded = GuardedRules(rules, lambda rule: rule[1])
+    names = [t for t, _ in guarded.candidates({"type": "track", "event": "A"})]
+    assert names == ['type = "track" and event = "A"', 'type = "track"']
+    assert [t for t, _ in guarded.candidates({"type": "track", "event": 3})] == ['type = "track"']
+    assert [t for t, _ in guarded.candidates({"type": "track"})] == ['type = "track"']
+    assert [t for t, _ in guarded.candidates({"type": "identify", "event": "A"})] == [
+        'type = "identify"'
+    ]
 
 
 def test_anything_but_a_dict_gets_every_rule() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from acoustic_pipelines.actions.js_values import UNDEFINED
@@ -561,3 +561,38 @@ def test_if_exists_then_the_same_path_reads_it_once_with_the_same_result(event: 
             }
         }
         assert _typed(transform(fast, event)) == _typed(transform(general, event))
+
+
+@given(event=st.dictionaries(keys, events, max_size=5))
+@settings(max_examples=200, deadline=None)
+@example(event={"a": {"b": {"c": 1, "b": 2}}, "list": [{"a": "x"}]})
+@example(event={"a": {"b": "text"}, "list": [None]})
+@example(event={"a": {"b": {"c": None}}})
+@example(event={"a": [{"c": 3}, 4]})
+def test_unrolled_paths_read_what_the_general_walk_reads(event: Any) -> None:
+    """`compile_get_path` (unrolled up to three keys) gives what `get_path` gives, on any event:
+    dicts, arrays and strings on the way, falsy values, missing keys."""
+    from acoustic_pipelines.actions.mappings.paths import compile_get_path, get_path
+
+    for path in (("a",), ("a", "b"), ("a", "b", "c"), ("list", "0", "a"), ("a", "length", "x")):
+        assert _typed(compile_get_path(path)(event)) == _typed(get_path(event, path))
+
+
+@given(event=st.dictionaries(keys, events, max_size=5))
+@settings(max_examples=200, deadline=None)
+@example(event={"a": 14.0, "b": {"c": 2.0}, "list": [1.0, "x"], "c": None})
+def test_an_object_of_fields_resolves_and_converts_in_one_pass(event: Any) -> None:
+    """A mapping that is an object of fields gives what resolving then `to_result` gives."""
+    mapping = {
+        "a": {"@path": "$.a"},
+        "b": {"@path": "$.b"},
+        "nested": {"x": {"@path": "$.a"}, "y": {"@path": "$.missing"}},
+        "list": {"@path": "$.list"},
+        "constant": 3.0,
+        "missing": {"@path": "$.nope"},
+        "c": {"@path": "$.c"},
+    }
+    compiled = compile_mapping(mapping)
+    assert compiled._resolve_result is not None  # noqa: SLF001  # the one-pass way is taken
+    expected = to_result(compiled._resolve(event))  # noqa: SLF001
+    assert _typed(compiled(event)) == _typed(expected)

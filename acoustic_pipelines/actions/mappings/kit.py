@@ -44,6 +44,7 @@ from acoustic_pipelines.actions.mappings.operations import (
     clean_nulls,
     copy_json,
     decode_json,
+    field_result,
     flatten,
     literal_replacer,
     remove_undefined,
@@ -203,7 +204,20 @@ def _compile_object(mapping: dict[str, Any], *, keep_undefined: bool) -> Resolve
                 resolved[key] = value
         return resolved
 
+    def resolve_top_result(payload: Any) -> dict[str, Any]:
+        """`to_result(resolve_top_object(payload))` in one pass over the fields."""
+        resolved = {}
+        for key, field in fields:
+            value = field(payload)
+            kind = type(value)
+            if kind is str or kind is int or kind is bool or value is None:
+                resolved[key] = value
+            elif value is not UNDEFINED:
+                resolved[key] = field_result(value)
+        return resolved
+
     resolve_top_object.fields = tuple(fields)  # type: ignore[attr-defined]  # CompiledMapping.fields
+    resolve_top_object.with_result = resolve_top_result  # type: ignore[attr-defined]
     return resolve_top_object
 
 
@@ -664,12 +678,14 @@ class CompiledMapping:
     `copy.deepcopy` before changing one.
     """
 
-    __slots__ = ("_resolve", "fields")
+    __slots__ = ("_resolve", "_resolve_result", "fields")
 
     def __init__(
         self, resolve: Resolver, fields: tuple[tuple[str, Resolver], ...] | None = None
     ) -> None:
         self._resolve = resolve
+        # An object of fields resolves and applies `to_result` in one pass.
+        self._resolve_result = getattr(resolve, "with_result", None)
         #: When the mapping is an object of fields (not one directive, not all constants): each
         #: top-level key and its resolver, in the order the result has them. Resolving them in
         #: this order and dropping the undefined ones is the mapping before `to_result`; a
@@ -680,6 +696,8 @@ class CompiledMapping:
         """Resolve the mapping against one event (a JSON object); see the sharing rule above."""
         _check_event(event)
         try:
+            if self._resolve_result is not None:
+                return self._resolve_result(event)
             return to_result(self._resolve(event))
         except RecursionError as error:
             message = "the mapping or the event is nested too deeply to resolve"

@@ -172,6 +172,11 @@ def to_result(value: Any) -> Any:
     return _result(value, fast_check=False, below=True)
 
 
+def field_result(value: Any) -> Any:
+    """What :func:`to_result` makes of one (defined) value of a mapping's top-level object."""
+    return _result(value, fast_check=True, below=False)
+
+
 def _result(value: Any, *, fast_check: bool, below: bool) -> Any:
     """to_result, trying :func:`_surely_unchanged` on this container or the ones just below."""
     if value is UNDEFINED:

@@ -61,7 +61,7 @@ def get_path(payload: Any, keys: Keys) -> Any:
 
 
 def compile_get_path(keys: Keys) -> Callable[[Any], Any]:
-    """`get_path(payload, keys)` as one function, unrolled for the common one- and two-key paths."""
+    """`get_path(payload, keys)` as one function, unrolled for the common paths of 1 to 3 keys."""
     if len(keys) == 1:
         (first,) = keys
 
@@ -82,6 +82,19 @@ def compile_get_path(keys: Keys) -> Callable[[Any], Any]:
             return get_path(payload, keys)  # walks again from the start: same answer
 
         return get_two
+    if len(keys) == 3:
+        first, second, third = keys
+
+        def get_three(payload: Any) -> Any:
+            if type(payload) is dict:
+                value = payload.get(first, UNDEFINED)
+                if type(value) is dict:
+                    value = value.get(second, UNDEFINED)
+                    if type(value) is dict:
+                        return value.get(third, UNDEFINED)
+            return get_path(payload, keys)  # walks again from the start: same answer
+
+        return get_three
     return lambda payload: get_path(payload, keys)
 
 

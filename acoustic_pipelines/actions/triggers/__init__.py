@@ -14,7 +14,7 @@ public name of the engine. The engine itself, in the order a trigger goes throug
   it silently drops);
 - ``compiler.py``: the condition tree compiled to closures (the port of ``validate``);
 - ``paths.py``: how a condition reads its value, JavaScript prototype members included;
-- ``dispatch.py``: rules grouped by the field their trigger tests first (only candidates run);
+- ``dispatch.py``: rules grouped by the fields their trigger tests first (only candidates run);
 - ``conditions.py``: structured conditions (Segment's trigger builder) and their FQL;
 - ``lint.py``: warnings for triggers whose Segment meaning is surprising;
 - ``errors.py``: the errors; ``../js_values.py``: JavaScript value rules shared with the
@@ -42,7 +42,12 @@ from __future__ import annotations
 import functools
 import logging
 
-from acoustic_pipelines.actions.triggers.compiler import Predicate, compile_predicate, trigger_guard
+from acoustic_pipelines.actions.triggers.compiler import (
+    Predicate,
+    compile_predicate,
+    trigger_guard,
+    trigger_guards,
+)
 from acoustic_pipelines.actions.triggers.conditions import (
     OPERATORS,
     Condition,
@@ -76,6 +81,7 @@ __all__ = [
     "matches",
     "render_fql",
     "trigger_guard",
+    "trigger_guards",
 ]
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from acoustic_pipelines.actions.triggers.parser import (
 )
 from acoustic_pipelines.actions.triggers.paths import key_getter, path_getter, path_keys
 
-__all__ = ["Predicate", "compile_predicate", "trigger_guard"]
+__all__ = ["Predicate", "compile_predicate", "trigger_guard", "trigger_guards"]
 
 Predicate: TypeAlias = Callable[[dict], bool]
 
@@ -209,7 +209,30 @@ def compile_predicate(tree: Group, fql: str) -> Predicate:
             ) from exc
 
     predicate.guard = guard  # type: ignore[attr-defined]  # see trigger_guard
+    predicate.guards = _guards(tree) if guard is not None else ()  # type: ignore[attr-defined]
     return predicate
+
+
+def _guards(node: Node) -> tuple[tuple[str, str], ...]:
+    """The run of top-level `field = "text"` tests an ``and`` chain starts with, in order.
+
+    The first is :func:`_guard`'s. Each later one is reached (the ones before it hold, and none
+    of them can throw on a plain dict) and, when false, makes ``and`` false; the run stops at
+    the first condition of another kind.
+    """
+    guards: list[tuple[str, str]] = []
+    pending = [node]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Group) and node.children:
+            if node.operator != "and" and len(node.children) > 1:
+                break
+            pending.extend(reversed(node.children))
+        elif isinstance(node, Leaf) and node.kind in TOP_LEVEL_FIELDS and node.operator == "=":
+            guards.append((TOP_LEVEL_FIELDS[node.kind], js_to_string(node.value)))
+        else:
+            break
+    return tuple(guards)
 
 
 def _guard(node: Node) -> tuple[str, str] | None:
@@ -232,3 +255,10 @@ def trigger_guard(predicate: Predicate) -> tuple[str, str] | None:
     """``(field, text)`` when ``predicate`` is false for every plain dict whose top-level ``field``
     is not the string ``text`` (a compiled trigger starting with ``field = "text" and …``)."""
     return getattr(predicate, "guard", None)
+
+
+def trigger_guards(predicate: Predicate) -> tuple[tuple[str, str], ...]:
+    """Every ``(field, text)`` of the ``field = "text" and …`` run a compiled trigger starts with:
+    for a plain dict, the trigger is false as soon as one of those fields is not its text (the
+    first is :func:`trigger_guard`'s; none when it has none)."""
+    return getattr(predicate, "guards", ())
