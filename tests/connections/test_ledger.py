@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
@@ -30,12 +28,12 @@ from acoustic_pipelines.connections.sync import sync_model
 from acoustic_pipelines.connections.warehouse import read_model
 from acoustic_pipelines.database import open_database
 from acoustic_pipelines.sandbox.connect.faults import Fault
-from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox, serve_tracking_api
+from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox
 from tests.connections.models import parse_model
 from tests.connections.test_sync import MODEL
+from tests.connections.tracking import sender_for
 from tests.postgres import ENGINES, ledger_location, postgres_url  # noqa: F401 (fixture)
 
-WRITE_KEY = "wk_ledger_test"
 NOW = 1_795_132_800.0
 DAY = 86_400
 TRAITS = "Customer Traits"
@@ -61,18 +59,6 @@ def earlier_message_id(key: str, checksum: str, mapping: str) -> str:
     """The message id the earlier code derived (model customers, generation 0)."""
     text = "\x1f".join(("customers", key, checksum, mapping, "0"))
     return "retl-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[TrackingApiSandbox]:
-    with serve_tracking_api(archive=tmp_path / "archive", write_key=WRITE_KEY) as running:
-        yield running
-
-
-def sender_for(sandbox: TrackingApiSandbox, **options: Any) -> TrackingApiSender:
-    return TrackingApiSender(
-        endpoint=sandbox.endpoint, write_key=WRITE_KEY, sleep=lambda _: None, timeout=5, **options
-    )
 
 
 def checksums(warehouse: str, tmp_path: Path, snapshot_file: Path | None = None) -> dict[str, str]:

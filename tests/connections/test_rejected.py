@@ -9,7 +9,6 @@ report keeps — against a real DuckDB warehouse and the Tracking API sandbox on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,10 @@ from acoustic_pipelines.connections.sync import SyncReport, sync_model
 from acoustic_pipelines.connections.warehouse import read_model
 from acoustic_pipelines.database import open_database
 from acoustic_pipelines.sandbox.connect.faults import Fault
-from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox, serve_tracking_api
+from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox
 from tests.connections.models import parse_model
+from tests.connections.tracking import WRITE_KEY
 
-WRITE_KEY = "wk_rejected_test"
 NOW = 1_795_132_800.0
 DAY = 86_400
 MODEL = {
@@ -66,12 +65,6 @@ def warehouse(tmp_path: Path) -> str:
 @pytest.fixture
 def ledger(tmp_path: Path) -> SyncLedger:
     return SyncLedger(open_database(tmp_path / "ledger.sqlite", name="connections"))
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[TrackingApiSandbox]:
-    with serve_tracking_api(archive=tmp_path / "archive", write_key=WRITE_KEY) as running:
-        yield running
 
 
 def sync(

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,15 +24,8 @@ from acoustic_pipelines.connections.sender import (
     pack,
 )
 from acoustic_pipelines.sandbox.connect.faults import Fault
-from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox, serve_tracking_api
-
-WRITE_KEY = "wk_sender_test"
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Any:
-    with serve_tracking_api(archive=tmp_path / "archive", write_key=WRITE_KEY) as running:
-        yield running
+from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox
+from tests.connections.tracking import WRITE_KEY
 
 
 def outgoing(message_id: str, **properties: Any) -> Outgoing:

@@ -21,7 +21,6 @@ PostgreSQL server:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +34,11 @@ from acoustic_pipelines.connections.sync import SyncReport, sync_model
 from acoustic_pipelines.connections.warehouse import read_model
 from acoustic_pipelines.database import open_database
 from acoustic_pipelines.sandbox.connect.faults import Fault
-from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox, serve_tracking_api
+from acoustic_pipelines.sandbox.tracking_api import TrackingApiSandbox
 from tests.connections.models import parse_model
+from tests.connections.tracking import WRITE_KEY, sender_for
 from tests.postgres import ENGINES, ledger_location, new_database, postgres_url  # noqa: F401
 
-WRITE_KEY = "wk_sync_test"
 NOW = 1_795_132_800.0  # 2026-11-20T00:00:00Z
 DAY = 86_400
 MODEL = {
@@ -100,18 +99,6 @@ def any_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> SyncLedger:
     """A new ledger in SQLite, then in the real PostgreSQL server."""
     location = ledger_location(request.param, request, tmp_path)
     return SyncLedger(open_database(location, name="connections"))
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[TrackingApiSandbox]:
-    with serve_tracking_api(archive=tmp_path / "archive", write_key=WRITE_KEY) as running:
-        yield running
-
-
-def sender_for(sandbox: TrackingApiSandbox, **options: Any) -> TrackingApiSender:
-    return TrackingApiSender(
-        endpoint=sandbox.endpoint, write_key=WRITE_KEY, sleep=lambda _: None, timeout=5, **options
-    )
 
 
 def sync(
